@@ -1,0 +1,55 @@
+# The single entry point: setup, run, test, lint.  `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+VIGIE  := $(BIN)/vigie
+# Services that `make run` starts (the rest of the fleet joins as it is built).
+SERVICES ?= transformer-temperature
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps keys models run test test-fast lint fmt clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/vigie: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+system-deps:  ## install redis-server if missing (as root with apt), or say what to install
+	@scripts/ensure-system-deps
+
+setup: system-deps $(BIN)/vigie keys  ## create .venv, install Vigie and its tools, make dev keys
+
+keys: $(BIN)/vigie  ## generate the dev RSA key pair and JWKS under var/keys (kept if present)
+	@$(VIGIE) keys init
+
+models: $(BIN)/vigie  ## train every model that is missing (needs the data directory)
+	@for s in $(SERVICES); do $(VIGIE) models has $$s || $(VIGIE) train $$s || exit 1; done
+
+run: setup models  ## set up, then run redis, auth and the services (Ctrl-C stops all)
+	@mkdir -p var/redis
+	@echo "token for curl (1 h):"
+	@echo "  export TOKEN=$$($(VIGIE) token issue --sub dev --ttl 1h --scope '$(foreach s,$(SERVICES),predict:$(s) feedback:$(s))')"
+	@echo "see README.md for a curl example; Ctrl-C stops everything"
+	$(BIN)/honcho start -f Procfile
+
+test: setup  ## run the whole test suite (starts its own redis-server and services on free ports)
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/vigie  ## unit tests only
+	$(BIN)/python -m pytest -m 'not integration and not realdata'
+
+lint: $(BIN)/vigie  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(BIN)/vigie  ## format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove runtime state (keeps models and keys)
+	rm -rf var/prometheus var/spool var/*.db var/redis .pytest_cache

@@ -1,0 +1,27 @@
+"""The Vigie services: each a thin declaration on top of the :mod:`vigie` runtime."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigie.service import PredictionService
+
+# name (design.md section 1) -> "module:class"; imported lazily so the CLI starts fast.
+PREDICTION_SERVICES: dict[str, str] = {
+    "transformer-temperature": (
+        "vigie_services.transformer_temperature.service:TransformerTemperatureService"
+    ),
+}
+
+
+def load_service(name: str) -> type[PredictionService[Any]]:
+    try:
+        target = PREDICTION_SERVICES[name]
+    except KeyError:
+        known = ", ".join(sorted(PREDICTION_SERVICES))
+        raise KeyError(f"unknown service {name!r}; known: {known}") from None
+    module, _, cls = target.partition(":")
+    service: type[PredictionService[Any]] = getattr(import_module(module), cls)
+    return service

@@ -1,0 +1,405 @@
+"""The runtime: turns a :class:`~vigie.service.PredictionService` into a FastAPI app.
+
+It owns the endpoints of design.md section 2, auth, metrics, level events, idempotency, the
+prediction log and model loading. Everything is built in :func:`create_app` from explicit
+dependencies; nothing happens at import time. :func:`app_for` is the gunicorn entry point::
+
+    gunicorn 'vigie.app:app_for("transformer-temperature")' -k uvicorn_worker.UvicornWorker
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime, ConfigDict, Field, create_model
+from starlette.responses import Response
+
+from vigie.auth.verify import Authenticator, Principal
+from vigie.errors import (
+    ModelUnavailable,
+    PayloadTooLarge,
+    Unprocessable,
+    field_error,
+    install_error_handlers,
+)
+from vigie.events import LevelEvent, LevelPublisher
+from vigie.http import JSONResponse
+from vigie.idempotency import IdempotencyStore, StoredResponse
+from vigie.levels import Level
+from vigie.metrics import ServiceMetrics, install_metrics
+from vigie.modelstore import LoadedModel, ModelLoadError, ModelStore
+from vigie.service import PredictionService, Scored, StrictModel
+from vigie.settings import VigieSettings
+from vigie.spool import Spool
+from vigie.storage import Observation, PredictionLog, PredictionRecord, make_engine
+
+log = logging.getLogger(__name__)
+
+ASSET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+AssetId = Annotated[
+    str,
+    Field(pattern=ASSET_ID_PATTERN, description="asset identifier (1-64 of A-Z a-z 0-9 _ . : -)"),
+]
+
+
+@dataclass
+class Runtime:
+    """The per-app dependencies, created in the lifespan."""
+
+    settings: VigieSettings
+    service: PredictionService[Any]
+    metrics: ServiceMetrics
+    store: ModelStore
+    model_error: str | None = "model not loaded yet"
+    publisher: LevelPublisher | None = None
+    idempotency: IdempotencyStore | None = None
+    prediction_log: PredictionLog | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def loaded_model(self) -> LoadedModel:
+        if self.model_error is not None or self.service.loaded is None:
+            raise ModelUnavailable(f"{self.service.name}: {self.model_error}")
+        return self.service.loaded
+
+    def load_model(self) -> None:
+        name = self.service.name
+        try:
+            loaded = self.store.load_current(name)
+            self.service.bind(loaded)
+        except ModelLoadError as exc:
+            self.model_error = str(exc)
+            self.metrics.model_ready.labels(name).set(0)
+            log.error("model for %s NOT loaded, readyz answers 503: %s", name, exc)
+            return
+        self.model_error = None
+        card = loaded.card
+        self.metrics.model_info.labels(name, card.version, card.artifact.sha256).set(1)
+        self.metrics.model_ready.labels(name).set(1)
+        log.info(
+            "model %s/%s loaded (sha256 %s verified)", name, card.version, card.artifact.sha256
+        )
+
+
+def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[type, type, type]:
+    measurement = service.Measurement
+    predict_request = create_model(
+        f"{measurement.__name__}Batch",
+        __base__=StrictModel,
+        asset_id=(AssetId, ...),
+        measurements=(
+            Annotated[list[measurement], Field(min_length=1, max_length=max_batch)],  # type: ignore[valid-type]
+            ...,
+        ),
+    )
+
+    class ObservationIn(StrictModel):
+        timestamp: AwareDatetime = Field(description="time the observed value is about")
+        value: float = Field(description=f"observed {service.target.name} ({service.target.unit})")
+        target: str = Field(default=service.target.name, description="observed quantity")
+
+    class FeedbackRequest(StrictModel):
+        asset_id: AssetId
+        observations: list[ObservationIn] = Field(min_length=1, max_length=max_batch)
+
+    prediction_item = service.Prediction
+    predict_response = create_model(
+        f"{prediction_item.__name__}Response",
+        __config__=ConfigDict(extra="allow"),
+        service=(str, ...),
+        model_version=(str, ...),
+        asset_id=(str, ...),
+        request_id=(str, ...),
+        level=(Level, ...),
+        predictions=(list[prediction_item], ...),  # type: ignore[valid-type]
+    )
+    return predict_request, FeedbackRequest, predict_response
+
+
+def _level_event(
+    runtime: Runtime, asset_id: str, scored: list[Scored], version: str, request_id: str
+) -> LevelEvent:
+    # The event describes the worst prediction of the call (the latest among equals), so its
+    # level is the response's level.
+    worst = max(scored, key=lambda s: (s.level.rank, s.timestamp))
+    d = worst.detail
+    return LevelEvent.new(
+        service=runtime.service.name,
+        asset_id=asset_id,
+        level=worst.level,
+        observed_at=worst.timestamp,
+        value=d.value,
+        unit=d.unit,
+        threshold=d.threshold,
+        model_version=version,
+        message=d.message,
+        request_id=request_id,
+    )
+
+
+class _BodyLimit:
+    """413 for bodies over ``max_bytes``, by Content-Length or while streaming."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                response = JSONResponse(
+                    PayloadTooLarge(f"request body over {limit} bytes").body(), status_code=413
+                )
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def counting_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def create_app(
+    service: PredictionService[Any],
+    settings: VigieSettings,
+    *,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """Build the HTTP service for ``service``; fails fast on bad configuration."""
+    name = service.name
+    auth = authenticator or Authenticator.from_settings(settings)
+    predict_scope, feedback_scope = f"predict:{name}", f"feedback:{name}"
+    PredictRequest, FeedbackRequest, PredictResponse = _request_models(service, settings.max_batch)  # noqa: N806
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt: Runtime = app.state.runtime
+        redis_kw: dict[str, Any] = {
+            "socket_timeout": settings.redis_timeout_s,
+            "socket_connect_timeout": settings.redis_timeout_s,
+        }
+        redis_async = aioredis.Redis.from_url(settings.redis_url, **redis_kw)
+        redis_sync = redis.Redis.from_url(settings.redis_url, **redis_kw)
+        spool = Spool(settings.var_dir / "spool" / f"{name}.sqlite")
+        rt.publisher = LevelPublisher(
+            name,
+            redis_async=redis_async,
+            redis_sync=redis_sync,
+            spool=spool,
+            metrics=rt.metrics,
+            stream=settings.levels_stream,
+            stream_maxlen=settings.levels_stream_maxlen,
+            flush_interval_s=settings.outbox_flush_interval_s,
+        )
+        rt.idempotency = IdempotencyStore(name, redis_async, spool, settings.idempotency_ttl_s)
+        rt.prediction_log = PredictionLog(
+            make_engine(settings.database_url_for(name)),
+            name,
+            rt.metrics,
+            flush_interval_s=settings.prediction_log_flush_s,
+            batch_size=settings.prediction_log_batch,
+        )
+        rt.prediction_log.start()
+        rt.publisher.start()
+        await run_in_threadpool(rt.load_model)
+        try:
+            yield
+        finally:
+            await rt.publisher.stop()
+            await run_in_threadpool(rt.prediction_log.close)
+            await redis_async.aclose()
+            redis_sync.close()
+
+    app = FastAPI(
+        title=f"Vigie {service.title}",
+        description=service.description,
+        version="1",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    metrics = install_metrics(app, name)
+    runtime = Runtime(settings, service, metrics, ModelStore(settings.models_dir))
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
+
+    def request_id_of(request: Request) -> str:
+        rid = request.headers.get("x-request-id", "")
+        return rid if 0 < len(rid) <= 64 and rid.isprintable() else uuid.uuid4().hex
+
+    @app.post(
+        "/v1/predict",
+        summary=f"Predict for one asset: {service.title}",
+        responses={200: {"model": PredictResponse}},
+    )
+    async def predict(
+        request: Request,
+        body: PredictRequest,  # type: ignore[valid-type]
+        principal: Annotated[Principal, Depends(auth.requires(predict_scope))],
+    ) -> Response:
+        loaded = runtime.loaded_model()
+        assert runtime.idempotency and runtime.publisher and runtime.prediction_log
+        request_id = request_id_of(request)
+        claim = None
+        idem_key = request.headers.get("idempotency-key")
+        if idem_key is not None:
+            outcome = await runtime.idempotency.begin(principal.sub, idem_key, await request.body())
+            if isinstance(outcome, StoredResponse):
+                metrics.idempotent_replays.labels(name).inc()
+                return Response(
+                    outcome.body,
+                    status_code=outcome.status,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true", "X-Request-ID": request_id},
+                )
+            claim = outcome
+        try:
+            payload = await _predict(body, loaded, request_id)
+        except BaseException:
+            if claim is not None:
+                await runtime.idempotency.abandon(claim)
+            raise
+        if claim is not None:
+            await runtime.idempotency.complete(claim, 200, payload)
+        return Response(
+            payload, media_type="application/json", headers={"X-Request-ID": request_id}
+        )
+
+    async def _predict(body: Any, loaded: LoadedModel, request_id: str) -> bytes:
+        assert runtime.publisher and runtime.prediction_log
+        asset_id: str = body.asset_id
+        scored = await run_in_threadpool(service.predict, asset_id, body.measurements)
+        version = loaded.version
+        items = [{"timestamp": s.timestamp, "level": s.level, **s.body} for s in scored]
+        level = Level.highest(s.level for s in scored)
+        response = {
+            "service": name,
+            "model_version": version,
+            "asset_id": asset_id,
+            "request_id": request_id,
+            "level": level,
+            "predictions": items,
+        }
+        await runtime.publisher.publish(
+            _level_event(runtime, asset_id, scored, version, request_id)
+        )
+        runtime.prediction_log.submit(
+            [
+                PredictionRecord(
+                    prediction_id=str(uuid.uuid4()),
+                    asset_id=asset_id,
+                    timestamp=s.timestamp,
+                    request_id=request_id,
+                    model_version=version,
+                    level=s.level,
+                    measurement=s.measurement,
+                    prediction=item,
+                    points=s.points,
+                )
+                for s, item in zip(scored, items, strict=True)
+            ]
+        )
+        for s in scored:
+            metrics.predictions.labels(name, s.level).inc()
+        return orjson.dumps(response, option=orjson.OPT_UTC_Z)
+
+    @app.post("/v1/feedback", summary="Observed values for earlier predictions")
+    async def feedback(
+        body: FeedbackRequest,
+        principal: Annotated[Principal, Depends(auth.requires(feedback_scope))],
+    ) -> dict[str, Any]:
+        runtime.loaded_model()
+        assert runtime.prediction_log
+        known_targets = {service.target.name}
+        for i, obs in enumerate(body.observations):
+            if obs.target not in known_targets:
+                raise Unprocessable(
+                    f"observations.{i}.target: unknown target {obs.target!r}",
+                    details=[
+                        field_error(
+                            ("body", "observations", i, "target"),
+                            f"must be one of {sorted(known_targets)}",
+                            "value_error",
+                        )
+                    ],
+                )
+        observations = [Observation(o.target, o.timestamp, o.value) for o in body.observations]
+        log_ = runtime.prediction_log
+        results = await run_in_threadpool(
+            log_.record_observations, body.asset_id, observations, principal.sub
+        )
+        live = await run_in_threadpool(log_.live_mae, body.asset_id)
+        return {
+            "asset_id": body.asset_id,
+            "received": len(results),
+            "matched_forecasts": sum(r.matched for r in results),
+            "observations": [
+                {"timestamp": r.timestamp, "target": r.target, "matched": r.matched}
+                for r in results
+            ],
+            "live_mae": live,
+        }
+
+    @app.get("/v1/model", summary="The model card of the model in service")
+    async def model_card(
+        _principal: Annotated[Principal, Depends(auth.requires(predict_scope))],
+    ) -> dict[str, Any]:
+        return runtime.loaded_model().card.model_dump()
+
+    @app.get("/v1/predictions", summary="Stored predictions of one asset over a time range")
+    async def predictions(
+        _principal: Annotated[Principal, Depends(auth.requires(predict_scope))],
+        asset_id: Annotated[str, Query(pattern=ASSET_ID_PATTERN)],
+        start: Annotated[AwareDatetime | None, Query(description="inclusive")] = None,
+        end: Annotated[AwareDatetime | None, Query(description="exclusive")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[int, Query(ge=0, description="next_cursor of the previous page")] = 0,
+    ) -> dict[str, Any]:
+        assert runtime.prediction_log
+        rows = await run_in_threadpool(
+            runtime.prediction_log.page, asset_id, start, end, after_seq=cursor, limit=limit
+        )
+        return {
+            "asset_id": asset_id,
+            "items": rows,
+            "next_cursor": rows[-1]["cursor"] if len(rows) == limit else None,
+        }
+
+    @app.get("/healthz", summary="Process alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Model loaded and verified")
+    async def readyz() -> dict[str, Any]:
+        loaded = runtime.loaded_model()
+        return {"status": "ready", "service": name, "model_version": loaded.version}
+
+    return app
+
+
+def app_for(service_name: str, settings: VigieSettings | None = None) -> FastAPI:
+    """Gunicorn/uvicorn factory: the app of a registered service, configured from the env."""
+    from vigie_services import load_service
+
+    settings = settings or VigieSettings()
+    settings.configure_logging()
+    return create_app(load_service(service_name)(settings), settings)

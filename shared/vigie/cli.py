@@ -1,0 +1,160 @@
+"""The ``vigie`` command (design.md section 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vigie.auth.cli import clients_app, keys_app, token_app
+from vigie.errors import ConfigError
+from vigie.fleet import PORTS, app_spec
+from vigie.modelstore import ModelLoadError, ModelStore
+from vigie.settings import VigieSettings
+
+app = typer.Typer(
+    help="Vigie: prediction services for people who run physical systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
+app.add_typer(clients_app, name="clients")
+models_app = typer.Typer(help="Inspect the models in service.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+err = Console(stderr=True)
+
+ServiceArg = Annotated[str, typer.Argument(help="service name, e.g. transformer-temperature")]
+
+
+def _service(name: str, settings: VigieSettings):  # type: ignore[no-untyped-def]
+    from vigie_services import load_service
+
+    try:
+        return load_service(name)(settings)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+
+
+def _settings() -> VigieSettings:
+    try:
+        return VigieSettings()
+    except ValueError as exc:
+        err.print(f"[red]bad configuration:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def train(
+    service: ServiceArg,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory (default VIGIE_DATA_DIR)")
+    ] = None,
+) -> None:
+    """Train SERVICE from the data directory, write a new version and make it current."""
+    settings = _settings()
+    svc = _service(service, settings)
+    source = data_dir or settings.data_dir
+    with err.status(f"training {service} from {source}") as status:
+
+        def progress(message: str) -> None:
+            status.update(f"{service}: {message}")
+            err.log(message)
+
+        try:
+            trained = svc.train(source, progress)
+        except FileNotFoundError as exc:
+            err.print(f"[red]{exc}[/red] (set VIGIE_DATA_DIR or --data-dir)")
+            raise typer.Exit(1) from None
+    loaded = ModelStore(settings.models_dir).publish(service, trained.model, trained.card)
+    err.print(
+        f"[green]{service} {loaded.version}[/green] is current "
+        f"({loaded.path}, sha256 {loaded.card.artifact.sha256[:12]}...)"
+    )
+
+
+@app.command()
+def evaluate(
+    service: ServiceArg,
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="CSV to score")],
+    asset: Annotated[str | None, typer.Option(help="asset the CSV belongs to")] = None,
+) -> None:
+    """Score the current model of SERVICE on a CSV; print one JSON object of metrics."""
+    settings = _settings()
+    svc = _service(service, settings)
+    try:
+        loaded = ModelStore(settings.models_dir).load_current(service)
+    except ModelLoadError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    try:
+        metrics = svc.evaluate(loaded.model, data, asset)
+    except ValueError as exc:
+        err.print(f"[red]cannot evaluate {data}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(metrics))
+
+
+@app.command()
+def serve(
+    service: ServiceArg,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="default: the design.md port")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, envvar="VIGIE_WORKERS")] = 2,
+) -> None:
+    """Run SERVICE (or `auth`) under gunicorn with uvicorn workers."""
+    if service not in PORTS:
+        raise typer.BadParameter(f"unknown service {service!r}; known: {', '.join(PORTS)}")
+    settings = _settings()
+    try:
+        # Fail here, with the reason, rather than in every worker.
+        if service != "auth":
+            from vigie.app import create_app
+
+            create_app(_service(service, settings), settings)
+    except ConfigError as exc:
+        err.print(f"[red]cannot start {service}:[/red] {exc}")
+        raise typer.Exit(2) from None
+    metrics_dir = settings.var_dir / "prometheus" / service
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # stale files would skew counters
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "-c", "python:vigie.gunicorn_conf",
+        "--workers", str(workers),
+        "--bind", f"{host}:{port or PORTS[service]}",
+        "--name", f"vigie-{service}",
+        app_spec(service),
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)  # noqa: S606 (gunicorn replaces this process)
+
+
+@models_app.command("show")
+def models_show(service: ServiceArg) -> None:
+    """Print the model card of SERVICE's current model, after verifying its sha256."""
+    settings = _settings()
+    try:
+        loaded = ModelStore(settings.models_dir).load_current(service)
+    except ModelLoadError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(loaded.card.model_dump(), indent=2))
+
+
+@models_app.command("has")
+def models_has(service: ServiceArg) -> None:
+    """Exit 0 when SERVICE has a current model (used by `make` to train only what is missing)."""
+    settings = _settings()
+    raise typer.Exit(0 if ModelStore(settings.models_dir).has_current(service) else 1)
+
+
+def main() -> None:
+    app()

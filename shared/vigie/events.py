@@ -1,0 +1,157 @@
+"""Level events (design.md section 3): one per ``(service, asset_id)`` per predict call.
+
+Durable path: Redis Stream ``vigie:levels``; each entry has one field, ``event``, holding the event
+JSON. Live path: pub/sub channel ``vigie:levels:<service>``, same JSON. Both are sent in one
+MULTI/EXEC round trip.
+
+When Redis cannot be reached the event goes to the local outbox (:class:`vigie.spool.Spool`)
+and the prediction still answers. While the outbox holds anything, newer events queue behind it,
+so consumers see every asset's events in emission order; a background task drains it once Redis is
+back. Delivery is at-least-once in the face of a crash between "sent" and "removed from the
+outbox"; ``event_id`` lets consumers drop such a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from pydantic import AwareDatetime, BaseModel
+
+from vigie.levels import Level
+from vigie.metrics import ServiceMetrics
+from vigie.spool import Spool
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.RedisError, OSError)
+
+
+class LevelEvent(BaseModel):
+    event_id: str
+    service: str
+    asset_id: str
+    level: Level
+    observed_at: AwareDatetime
+    emitted_at: AwareDatetime
+    value: float | None
+    unit: str | None
+    threshold: float | None
+    model_version: str
+    message: str
+    request_id: str | None = None
+
+    @classmethod
+    def new(cls, **fields: object) -> LevelEvent:
+        return cls.model_validate(
+            {"event_id": str(uuid.uuid4()), "emitted_at": datetime.now(UTC), **fields}
+        )
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def live_channel(service: str) -> str:
+    return f"vigie:levels:{service}"
+
+
+class LevelPublisher:
+    """Publishes level events to Redis, falling back to the outbox; drains it in the background."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        redis_async: aioredis.Redis,
+        redis_sync: redis.Redis,
+        spool: Spool,
+        metrics: ServiceMetrics,
+        stream: str,
+        stream_maxlen: int,
+        flush_interval_s: float,
+    ) -> None:
+        self.service = service
+        self._redis = redis_async
+        self._redis_sync = redis_sync
+        self._spool = spool
+        self._metrics = metrics
+        self._stream = stream
+        self._maxlen = stream_maxlen
+        self._channel = live_channel(service)
+        self._flush_interval_s = flush_interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self, event: LevelEvent) -> str:
+        """Send one event; returns ``published`` or ``queued``. Never raises for Redis trouble."""
+        payload = event.to_json()
+        if not self._spool.outbox_pending():
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.xadd(
+                        self._stream, {"event": payload}, maxlen=self._maxlen, approximate=True
+                    )
+                    pipe.publish(self._channel, payload)
+                    await pipe.execute()
+            except REDIS_ERRORS as exc:
+                self._metrics.publish_failures.labels(self.service).inc()
+                log.warning("level event %s queued locally: redis: %s", event.event_id, exc)
+            else:
+                self._metrics.level_events.labels(self.service, "published").inc()
+                return "published"
+        await asyncio.to_thread(self._spool.outbox_append, payload)
+        self._metrics.level_events.labels(self.service, "queued").inc()
+        self._wake.set()
+        return "queued"
+
+    def _send_batch(self, payloads: Sequence[bytes]) -> None:
+        pipe = self._redis_sync.pipeline(transaction=True)
+        for payload in payloads:
+            pipe.xadd(self._stream, {"event": payload}, maxlen=self._maxlen, approximate=True)
+            pipe.publish(self._channel, payload)
+        pipe.execute()
+
+    def flush_now(self) -> int:
+        """Drain the outbox synchronously (raises on Redis errors); returns events sent."""
+        sent = self._spool.outbox_drain(self._send_batch)
+        if sent:
+            self._metrics.level_events.labels(self.service, "flushed").inc(sent)
+            log.info("flushed %d queued level events to redis", sent)
+        return sent
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+            self._wake.clear()
+            if not self._spool.outbox_pending():
+                continue
+            try:
+                await asyncio.to_thread(self.flush_now)
+            except REDIS_ERRORS as exc:
+                self._metrics.publish_failures.labels(self.service).inc()
+                log.debug("outbox flush postponed: redis: %s", exc)
+            except Exception:
+                log.exception("outbox flush failed")
+            depth = await asyncio.to_thread(self._spool.outbox_depth)
+            self._metrics.outbox_depth.labels(self.service).set(depth)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # Last chance to hand queued events over; what cannot go stays in the outbox on disk.
+        if self._spool.outbox_pending():
+            with contextlib.suppress(*REDIS_ERRORS):
+                await asyncio.to_thread(self.flush_now)

@@ -1,0 +1,139 @@
+"""What a prediction service declares; the runtime (:mod:`vigie.app`) does the rest.
+
+A service subclasses :class:`PredictionService` and provides:
+
+* ``name`` (the design.md name, e.g. ``"transformer-temperature"``), ``title``, ``description``;
+* ``Measurement``: the pydantic schema of one measurement (subclass :class:`MeasurementBase`,
+  units in the field descriptions); ``Prediction``: the schema of one prediction item (documented
+  in the OpenAPI contract);
+* ``target``: the observed quantity clients send back through ``POST /v1/feedback``;
+* :meth:`predict`: measurements of one asset -> scored predictions (synchronous; the runtime runs it
+  off the event loop);
+* :meth:`train` and :meth:`evaluate` for the ``vigie`` command.
+
+HTTP, auth, metrics, level events, idempotency, storage and model loading belong to the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from vigie.errors import ConfigError
+from vigie.levels import Level
+from vigie.modelstore import LoadedModel
+from vigie.settings import VigieSettings
+from vigie.storage import ForecastPoint
+
+Progress = Callable[[str], None]
+
+
+class StrictModel(BaseModel):
+    """Unknown fields, NaN and Infinity are client errors, not values."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MeasurementBase(StrictModel):
+    timestamp: AwareDatetime = Field(
+        description="time of the measurement, RFC 3339 with a UTC offset, e.g. 2018-03-01T10:00:00Z"
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """The observed quantity a service predicts (what feedback reports)."""
+
+    name: str
+    unit: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LevelDetail:
+    """Why a prediction has its level; becomes the level event's value/threshold/message."""
+
+    value: float | None
+    unit: str | None
+    threshold: float | None
+    message: str
+
+
+@dataclass
+class Scored:
+    """One prediction item as the service computed it."""
+
+    timestamp: datetime
+    level: Level
+    body: dict[str, Any]  # JSON-ready prediction item (timestamp and level are added)
+    detail: LevelDetail
+    measurement: dict[str, Any] = field(default_factory=dict)  # what is logged with it
+    points: list[ForecastPoint] = field(default_factory=list)
+
+
+@dataclass
+class TrainedModel:
+    model: Any
+    card: dict[str, Any]  # card fields the service knows (see vigie.modelstore.ModelCard)
+
+
+M = TypeVar("M", bound=MeasurementBase)
+
+
+class PredictionService(ABC, Generic[M]):
+    """Base class of the five prediction services."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    Measurement: ClassVar[type[MeasurementBase]]
+    Prediction: ClassVar[type[BaseModel]]
+    target: ClassVar[Target]
+
+    def __init__(self, settings: VigieSettings) -> None:
+        self.settings = settings
+        self.asset_config: dict[str, Any] = load_asset_config(settings, self.name)
+        self.loaded: LoadedModel | None = None
+
+    def bind(self, loaded: LoadedModel) -> None:
+        """Attach a verified model; override to precompute what every request would redo."""
+        self.loaded = loaded
+
+    @property
+    def model(self) -> LoadedModel:
+        if self.loaded is None:
+            raise RuntimeError("no model bound")
+        return self.loaded
+
+    @abstractmethod
+    def predict(self, asset_id: str, measurements: Sequence[M]) -> list[Scored]:
+        """Score one asset's measurements. Raise ``Unprocessable`` for domain errors."""
+
+    @abstractmethod
+    def train(self, data_dir: Path, progress: Progress) -> TrainedModel:
+        """Train from the data directory; return the model and its card fields."""
+
+    @abstractmethod
+    def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
+        """Score ``model`` on a CSV shaped like the training files; metric keys per design.md."""
+
+
+def load_asset_config(settings: VigieSettings, service: str) -> dict[str, Any]:
+    """Per-asset settings of ``service`` from ``VIGIE_ASSET_CONFIG``: ``{service: {asset: {}}}``."""
+    if settings.asset_config is None:
+        return {}
+    try:
+        config = json.loads(settings.asset_config.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"VIGIE_ASSET_CONFIG {settings.asset_config}: {exc}") from exc
+    section = config.get(service, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"VIGIE_ASSET_CONFIG: '{service}' must map asset ids to settings")
+    return section

@@ -1,0 +1,387 @@
+"""The prediction log and observed truth (design.md section 2), with SQLAlchemy.
+
+Predictions are queued in memory by the request and written by one background thread in
+batches, so no request waits on the database. Each prediction may carry *forecast points* (a
+target, a horizon and the time it is about); observed values sent to ``POST /v1/feedback`` are
+matched to those points, stored next to them, and turned into live error metrics.
+
+SQLite (one file per service under ``var/``) is the default; PostgreSQL works with the same code
+(``VIGIE_DATABASE_URL=postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vigie.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utc_naive(ts: datetime) -> datetime:
+    """Stored times are naive UTC: identical comparisons on SQLite and PostgreSQL."""
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), unique=True)
+    service: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(DateTime)
+    request_id: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(80))
+    level: Mapped[str] = mapped_column(String(16))
+    measurement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prediction: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_predictions_asset_time", "service", "asset_id", "timestamp"),)
+
+
+class ForecastPointRow(Base):
+    __tablename__ = "forecast_points"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.prediction_id"))
+    service: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))
+    horizon: Mapped[str] = mapped_column(String(16))
+    target_time: Mapped[datetime] = mapped_column(DateTime)
+    predicted: Mapped[float] = mapped_column(Float)
+    observed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    abs_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    observed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    __table_args__ = (Index("ix_points_match", "service", "asset_id", "target", "target_time"),)
+
+
+class ObservationRow(Base):
+    __tablename__ = "observations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(DateTime)
+    value: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    subject: Mapped[str] = mapped_column(String(128))
+    matched: Mapped[int] = mapped_column(Integer)
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    """One forecast value that an observation can later be compared with."""
+
+    target: str
+    horizon: str
+    target_time: datetime
+    value: float
+
+
+@dataclass
+class PredictionRecord:
+    prediction_id: str
+    asset_id: str
+    timestamp: datetime
+    request_id: str
+    model_version: str
+    level: str
+    measurement: dict[str, Any]
+    prediction: dict[str, Any]
+    points: list[ForecastPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Observation:
+    target: str
+    timestamp: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    timestamp: datetime
+    target: str
+    matched: int
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: readers never block the writer thread, workers share the file.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class PredictionLog:
+    """Batched, off-the-hot-path writer and the queries over what it wrote."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        service: str,
+        metrics: ServiceMetrics,
+        *,
+        flush_interval_s: float = 0.5,
+        batch_size: int = 1000,
+    ) -> None:
+        self.engine = engine
+        self.service = service
+        self._metrics = metrics
+        self._flush_interval_s = flush_interval_s
+        self._batch_size = batch_size
+        self._queue: deque[PredictionRecord] = deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        Base.metadata.create_all(engine)
+
+    # -- writing ----------------------------------------------------------------------------
+    def submit(self, records: list[PredictionRecord]) -> None:
+        """Queue records for the writer thread; returns at once."""
+        self._queue.extend(records)
+        if len(self._queue) >= self._batch_size:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write everything queued so far (called by the writer, and before reads)."""
+        with self._write_lock:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), 5000))]
+                try:
+                    self._write(batch)
+                except Exception:
+                    # Keep the batch for the next attempt rather than lose it.
+                    self._queue.extendleft(reversed(batch))
+                    self._metrics.prediction_log_errors.labels(self.service).inc()
+                    raise
+                self._metrics.prediction_log_rows.labels(self.service).inc(len(batch))
+
+    def _write(self, batch: list[PredictionRecord]) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        predictions = [
+            {
+                "prediction_id": r.prediction_id,
+                "service": self.service,
+                "asset_id": r.asset_id,
+                "timestamp": utc_naive(r.timestamp),
+                "request_id": r.request_id,
+                "model_version": r.model_version,
+                "level": r.level,
+                "measurement": r.measurement,
+                "prediction": r.prediction,
+                "created_at": now,
+            }
+            for r in batch
+        ]
+        points = [
+            {
+                "prediction_id": r.prediction_id,
+                "service": self.service,
+                "asset_id": r.asset_id,
+                "target": p.target,
+                "horizon": p.horizon,
+                "target_time": utc_naive(p.target_time),
+                "predicted": p.value,
+            }
+            for r in batch
+            for p in r.points
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(PredictionRow), predictions)
+            if points:
+                conn.execute(insert(ForecastPointRow), points)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("prediction log write failed; will retry")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            self.flush()
+        finally:
+            self.engine.dispose()
+
+    # -- reading ----------------------------------------------------------------------------
+    def page(
+        self,
+        asset_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        after_seq: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """One page of an asset's predictions in write order; ``cursor`` pages onward."""
+        self.flush()
+        q = (
+            select(PredictionRow)
+            .where(PredictionRow.service == self.service, PredictionRow.asset_id == asset_id)
+            .where(PredictionRow.seq > after_seq)
+            .order_by(PredictionRow.seq)
+            .limit(limit)
+        )
+        if start is not None:
+            q = q.where(PredictionRow.timestamp >= utc_naive(start))
+        if end is not None:
+            q = q.where(PredictionRow.timestamp < utc_naive(end))
+        with Session(self.engine) as session:
+            return [
+                {
+                    "cursor": r.seq,
+                    "prediction_id": r.prediction_id,
+                    "timestamp": r.timestamp.replace(tzinfo=UTC),
+                    "level": r.level,
+                    "model_version": r.model_version,
+                    "request_id": r.request_id,
+                    "measurement": r.measurement,
+                    "prediction": r.prediction,
+                    "created_at": r.created_at.replace(tzinfo=UTC),
+                }
+                for r in session.scalars(q)
+            ]
+
+    # -- observed truth ---------------------------------------------------------------------
+    def record_observations(
+        self, asset_id: str, observations: list[Observation], subject: str
+    ) -> list[MatchResult]:
+        """Store observations, attach them to the forecasts about their time, update metrics."""
+        self.flush()  # match against every prediction made so far, not only the written ones
+        now = datetime.now(UTC).replace(tzinfo=None)
+        results: list[MatchResult] = []
+        touched: set[str] = set()
+        m = self._metrics
+        with self.engine.begin() as conn:
+            for obs in observations:
+                ts = utc_naive(obs.timestamp)
+                match = (
+                    ForecastPointRow.service == self.service,
+                    ForecastPointRow.asset_id == asset_id,
+                    ForecastPointRow.target == obs.target,
+                    ForecastPointRow.target_time == ts,
+                )
+                rows = conn.execute(
+                    select(
+                        ForecastPointRow.id, ForecastPointRow.horizon, ForecastPointRow.predicted
+                    ).where(*match)
+                ).all()
+                for point_id, horizon, predicted in rows:
+                    err = abs(obs.value - predicted)
+                    conn.execute(
+                        update(ForecastPointRow)
+                        .where(ForecastPointRow.id == point_id)
+                        .values(observed=obs.value, abs_error=err, observed_at=now)
+                    )
+                    m.feedback_observations.labels(self.service, asset_id, horizon).inc()
+                    m.feedback_abs_error.labels(self.service, asset_id, horizon).inc(err)
+                    touched.add(horizon)
+                conn.execute(
+                    insert(ObservationRow),
+                    [
+                        {
+                            "service": self.service,
+                            "asset_id": asset_id,
+                            "target": obs.target,
+                            "timestamp": ts,
+                            "value": obs.value,
+                            "received_at": now,
+                            "subject": subject,
+                            "matched": len(rows),
+                        }
+                    ],
+                )
+                results.append(MatchResult(obs.timestamp, obs.target, len(rows)))
+            for horizon in touched:
+                mae = self._recent_mae(conn, asset_id, horizon)
+                if mae is not None:
+                    m.live_mae.labels(self.service, asset_id, horizon).set(mae)
+        return results
+
+    def _recent_mae(
+        self, conn: Any, asset_id: str, horizon: str, window: int = 1000
+    ) -> float | None:
+        recent = (
+            select(ForecastPointRow.abs_error)
+            .where(
+                ForecastPointRow.service == self.service,
+                ForecastPointRow.asset_id == asset_id,
+                ForecastPointRow.horizon == horizon,
+                ForecastPointRow.abs_error.is_not(None),
+            )
+            .order_by(ForecastPointRow.target_time.desc())
+            .limit(window)
+            .subquery()
+        )
+        value = conn.execute(select(func.avg(recent.c.abs_error))).scalar()
+        return None if value is None else float(value)
+
+    def live_mae(self, asset_id: str) -> dict[str, float]:
+        """MAE per horizon over the most recent observed forecasts of an asset."""
+        with self.engine.connect() as conn:
+            horizons = conn.execute(
+                select(ForecastPointRow.horizon)
+                .where(
+                    ForecastPointRow.service == self.service,
+                    ForecastPointRow.asset_id == asset_id,
+                    ForecastPointRow.abs_error.is_not(None),
+                )
+                .distinct()
+            ).scalars()
+            out = {}
+            for h in horizons:
+                mae = self._recent_mae(conn, asset_id, h)
+                if mae is not None:
+                    out[h] = mae
+            return out
