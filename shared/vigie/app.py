@@ -7,8 +7,6 @@ dependencies; nothing happens at import time. :func:`app_for` is the gunicorn en
     gunicorn 'vigie.app:app_for("transformer-temperature")' -k uvicorn_worker.UvicornWorker
 """
 
-from __future__ import annotations
-
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -102,6 +102,25 @@ def evaluate(
     typer.echo(json.dumps(metrics))
 
 
+def _prepare(service: str, settings: VigieSettings) -> None:
+    """Check the configuration and create missing tables once, before gunicorn forks: bad
+    settings fail here with the reason, and workers never race to create a table."""
+    if service == "auth":
+        from vigie_services.auth.clients import ClientStore
+
+        store = ClientStore.from_settings(settings)
+        store.create_schema()
+        store.close()
+        return
+    from vigie.app import create_app
+    from vigie.storage import ensure_schema, make_engine
+
+    create_app(_service(service, settings), settings)
+    engine = make_engine(settings.database_url_for(service))
+    ensure_schema(engine)
+    engine.dispose()
+
+
 @app.command()
 def serve(
     service: ServiceArg,
@@ -114,11 +133,7 @@ def serve(
         raise typer.BadParameter(f"unknown service {service!r}; known: {', '.join(PORTS)}")
     settings = _settings()
     try:
-        # Fail here, with the reason, rather than in every worker.
-        if service != "auth":
-            from vigie.app import create_app
-
-            create_app(_service(service, settings), settings)
+        _prepare(service, settings)
     except ConfigError as exc:
         err.print(f"[red]cannot start {service}:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -173,7 +173,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if cls is None or cls is Unauthorized:
         body = {"error": {"code": f"http_{exc.status_code}", "message": message, "details": []}}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-    return error_response(cls(message))
+    # Keep the exception's headers: a 405 must carry Allow, a 429 its Retry-After.
+    return error_response(cls(message, headers=dict(exc.headers or {})))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -58,7 +58,9 @@ class IdempotencyStore:
                 f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
                 details=[field_error(("header", "Idempotency-Key"), "invalid key", "value_error")],
             )
-        return f"{self._prefix}{subject}:{key}"
+        # Escape ":" in the subject so ("a", "b:c") and ("a:b", "c") are different records.
+        scoped = subject.replace("%", "%25").replace(":", "%3A")
+        return f"{self._prefix}{scoped}:{key}"
 
     async def begin(self, subject: str, key: str, body: bytes) -> Claim | StoredResponse:
         """Claim ``key`` for this request, or return the response of the earlier identical one."""

@@ -100,8 +100,8 @@ class ServiceMetrics:
             ["service", "asset", "horizon"], registry=r,
         )  # fmt: skip
         self.feedback_abs_error = Counter(
-            "vigie_feedback_abs_error_sum",
-            "Sum of |observed - predicted| (MAE = this / vigie_feedback_observations_total)",
+            "vigie_feedback_abs_error",
+            "Sum of |observed - predicted|; MAE = this / vigie_feedback_observations_total",
             ["service", "asset", "horizon"], registry=r,
         )  # fmt: skip
         self.live_mae = Gauge(

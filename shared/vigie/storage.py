@@ -16,8 +16,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vigie.metrics import ServiceMetrics
@@ -132,12 +135,15 @@ class MatchResult:
     matched: int
 
 
+def _json(value: Any) -> str:
+    # orjson: fast, and it writes datetimes (RFC 3339) and enums that predictions carry.
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -148,7 +154,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_json)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create missing tables. ``vigie serve`` runs it once before forking workers, so two
+    workers never race to create the same table."""
+    Base.metadata.create_all(engine)
 
 
 class PredictionLog:
@@ -173,7 +185,7 @@ class PredictionLog:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        Base.metadata.create_all(engine)
+        ensure_schema(engine)
 
     # -- writing ----------------------------------------------------------------------------
     def submit(self, records: list[PredictionRecord]) -> None:
@@ -189,11 +201,17 @@ class PredictionLog:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), 5000))]
                 try:
                     self._write(batch)
-                except Exception:
-                    # Keep the batch for the next attempt rather than lose it.
+                except OperationalError:
+                    # The database is unreachable or locked: keep the batch for the next attempt.
                     self._queue.extendleft(reversed(batch))
                     self._metrics.prediction_log_errors.labels(self.service).inc()
                     raise
+                except Exception:
+                    # Retrying cannot fix a batch the database rejects; do not let it block
+                    # every later prediction. Logged and counted, so it is seen.
+                    self._metrics.prediction_log_errors.labels(self.service).inc()
+                    log.exception("dropped %d predictions the database rejected", len(batch))
+                    continue
                 self._metrics.prediction_log_rows.labels(self.service).inc(len(batch))
 
     def _write(self, batch: list[PredictionRecord]) -> None:

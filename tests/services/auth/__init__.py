@@ -1,0 +1,1 @@
+"""Tests of the auth service: token issuance, JWKS, client registry, CLI."""

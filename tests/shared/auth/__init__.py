@@ -1,0 +1,1 @@
+"""Tests of vigie.auth: keys, token verification, the FastAPI dependency, the CLI."""

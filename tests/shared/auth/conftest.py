@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+from vigie.auth.verify import KeySet, TokenVerifier
+
+from tests.support.tokens import TokenForge, token_forge  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def verifier(token_forge: TokenForge) -> TokenVerifier:  # noqa: F811
+    """A fresh verifier (empty cache) trusting the forge's keys."""
+    return TokenVerifier(KeySet.from_file(token_forge.jwks_path), leeway_s=10)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
