@@ -88,7 +88,18 @@ class Runtime:
         )
 
 
-def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[type, type, type]:
+class ObservationIn(StrictModel):
+    timestamp: AwareDatetime = Field(description="time the observed value is about")
+    value: float = Field(description="observed value, in the unit of the service's target")
+    target: str | None = Field(default=None, description="observed quantity (default: the target)")
+
+
+class FeedbackRequest(StrictModel):
+    asset_id: AssetId
+    observations: list[ObservationIn] = Field(min_length=1)
+
+
+def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[type, type]:
     measurement = service.Measurement
     predict_request = create_model(
         f"{measurement.__name__}Batch",
@@ -99,15 +110,6 @@ def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[ty
             ...,
         ),
     )
-
-    class ObservationIn(StrictModel):
-        timestamp: AwareDatetime = Field(description="time the observed value is about")
-        value: float = Field(description=f"observed {service.target.name} ({service.target.unit})")
-        target: str = Field(default=service.target.name, description="observed quantity")
-
-    class FeedbackRequest(StrictModel):
-        asset_id: AssetId
-        observations: list[ObservationIn] = Field(min_length=1, max_length=max_batch)
 
     prediction_item = service.Prediction
     predict_response = create_model(
@@ -120,7 +122,7 @@ def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[ty
         level=(Level, ...),
         predictions=(list[prediction_item], ...),  # type: ignore[valid-type]
     )
-    return predict_request, FeedbackRequest, predict_response
+    return predict_request, predict_response
 
 
 def _level_event(
@@ -186,7 +188,7 @@ def create_app(
     name = service.name
     auth = authenticator or Authenticator.from_settings(settings)
     predict_scope, feedback_scope = f"predict:{name}", f"feedback:{name}"
-    PredictRequest, FeedbackRequest, PredictResponse = _request_models(service, settings.max_batch)  # noqa: N806
+    PredictRequest, PredictResponse = _request_models(service, settings.max_batch)  # noqa: N806
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -327,9 +329,14 @@ def create_app(
     ) -> dict[str, Any]:
         runtime.loaded_model()
         assert runtime.prediction_log
+        if len(body.observations) > settings.max_batch:
+            raise Unprocessable(
+                f"observations: at most {settings.max_batch} per request",
+                details=[field_error(("body", "observations"), "too many items", "too_long")],
+            )
         known_targets = {service.target.name}
         for i, obs in enumerate(body.observations):
-            if obs.target not in known_targets:
+            if obs.target is not None and obs.target not in known_targets:
                 raise Unprocessable(
                     f"observations.{i}.target: unknown target {obs.target!r}",
                     details=[
@@ -340,7 +347,10 @@ def create_app(
                         )
                     ],
                 )
-        observations = [Observation(o.target, o.timestamp, o.value) for o in body.observations]
+        observations = [
+            Observation(o.target or service.target.name, o.timestamp, o.value)
+            for o in body.observations
+        ]
         log_ = runtime.prediction_log
         results = await run_in_threadpool(
             log_.record_observations, body.asset_id, observations, principal.sub

@@ -7,8 +7,9 @@ MULTI/EXEC round trip.
 When Redis cannot be reached the event goes to the local outbox (:class:`vigie.spool.Spool`)
 and the prediction still answers. While the outbox holds anything, newer events queue behind it,
 so consumers see every asset's events in emission order; a background task drains it once Redis is
-back. Delivery is at-least-once in the face of a crash between "sent" and "removed from the
-outbox"; ``event_id`` lets consumers drop such a duplicate.
+back. Delivery is at-least-once: a crash between "sent" and "removed from the outbox", or a Redis
+that hangs past the timeout and then runs the transaction it had already received, can deliver an
+event twice; ``event_id`` lets consumers drop such a duplicate.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -73,7 +74,7 @@ class IdempotencyStore:
             try:
                 claimed = await self._redis.set(full_key, pending, nx=True, ex=PENDING_TTL_S)
                 if not claimed:
-                    existing = await self._redis.get(full_key)
+                    existing = cast(bytes | None, await self._redis.get(full_key))
                     if existing is None:  # expired between SET and GET: claim again
                         return await self.begin(subject, key, body)
             except REDIS_ERRORS:

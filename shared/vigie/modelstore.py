@@ -165,7 +165,14 @@ class ModelStore:
             )
         return LoadedModel(card=card, model=joblib.load(path), path=path)
 
-    def publish(self, service: str, model: Any, card_fields: dict[str, Any]) -> LoadedModel:
+    def publish(
+        self,
+        service: str,
+        model: Any,
+        card_fields: dict[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> LoadedModel:
         """Write a new version (artifact + card) and make it current, atomically.
 
         ``card_fields`` holds everything the card needs except what this method fills in:
@@ -178,7 +185,7 @@ class ModelStore:
             artifact = staging / ARTIFACT
             joblib.dump(model, artifact, compress=3)
             sha = sha256_file(artifact)
-            now = datetime.now(UTC)
+            now = now or datetime.now(UTC)
             version = f"{now:%Y-%m-%dT%H-%M-%SZ}-{sha[:6]}"
             card = ModelCard.model_validate(
                 {
@@ -196,7 +203,12 @@ class ModelStore:
             )
             (staging / CARD).write_text(json.dumps(card.model_dump(), indent=2) + "\n")
             final = service_dir / version
-            staging.rename(final)
+            if final.exists():
+                # Same bytes published twice within a second: that version already holds them.
+                shutil.rmtree(staging)
+                card = self.read_card(service, version)
+            else:
+                staging.rename(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

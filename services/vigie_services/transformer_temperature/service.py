@@ -185,11 +185,13 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
         self, origin: TransformerMeasurement, row: list[float], th: AssetThresholds
     ) -> Scored:
         per_horizon = []
+        levels = []
         crossings = []
         points = []
         for hours, value in zip(self.horizons, row, strict=True):
             h = _horizon(hours)
             level = self._level(value, th)
+            levels.append(level)
             target_time = origin.timestamp + timedelta(hours=hours)
             per_horizon.append(
                 {"horizon": h, "target_time": target_time, "oil_temperature_c": round(value, 3),
@@ -202,7 +204,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
                      "forecast_c": round(value, 3)}
                 )  # fmt: skip
             points.append(ForecastPoint(self.target.name, h, target_time, value))
-        level = Level.highest(f["level"] for f in per_horizon)
+        level = Level.highest(levels)
         return Scored(
             timestamp=origin.timestamp,
             level=level,
