@@ -12,6 +12,8 @@ workers = int(os.environ.get("VIGIE_WORKERS", "2"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 75  # longer than the gateway's upstream keep-alive, so nginx closes first
+# Every service would share the default ~/.gunicorn/gunicorn.ctl; we manage them by signals.
+control_socket_disable = True
 
 
 def child_exit(_server: Any, worker: Any) -> None:

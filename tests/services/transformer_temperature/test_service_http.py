@@ -136,15 +136,18 @@ def test_no_token_is_401_with_challenge(served: Env) -> None:
 
 
 def test_bad_tokens_are_401(served: Env) -> None:
-    from tests.support.tokens import BAD_TOKEN_KINDS, TokenForge
+    from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge
 
     forge = TokenForge(served.root / "keys")
+    scopes = [f"predict:{SERVICE}"]  # the right scope: each token fails for its one flaw
     with served.client() as c:
         for kind in BAD_TOKEN_KINDS:
-            token = forge.forge(kind)
+            token = forge.forge(kind, scopes=scopes)
             r = c.post("/v1/predict", json=body(), headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 401, (kind, r.text)
-            assert r.json()["error"]["code"] == "unauthorized", kind
+            err = r.json()["error"]
+            assert err["code"] == "unauthorized", kind
+            assert EXPECTED_MESSAGES[kind] in err["message"], (kind, err)
 
 
 def test_missing_scope_is_403(served: Env) -> None:
