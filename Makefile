@@ -37,7 +37,11 @@ run: setup models  ## set up, then run redis, auth and the services (Ctrl-C stop
 	$(BIN)/honcho start -f Procfile
 
 test: setup  ## run the whole test suite (starts its own redis-server and services on free ports)
-	$(BIN)/python -m pytest
+	@# PostgreSQL cases need a server: scripts/test-postgres starts one (as root) and prints its URL.
+	@url="$${VIGIE_TEST_POSTGRES_URL:-}"; \
+	if [ -z "$$url" ]; then url="$$(scripts/test-postgres)" || exit 1; fi; \
+	echo "VIGIE_TEST_POSTGRES_URL=$${url:+$${url%%:*}://...} $(BIN)/python -m pytest"; \
+	VIGIE_TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest
 
 test-fast: $(BIN)/vigie  ## unit tests only
 	$(BIN)/python -m pytest -m 'not integration and not realdata'

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from tests.support.servers import RedisServer
 
@@ -27,3 +30,43 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+POSTGRES_MISSING = (
+    "PostgreSQL not available: set VIGIE_TEST_POSTGRES_URL or run scripts/test-postgres as root"
+)
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test, on SQLite and on a real PostgreSQL.
+
+    sqlite: a file in tmp_path. postgresql: ``CREATE DATABASE vigie_test_<random>`` on the server
+    of ``VIGIE_TEST_POSTGRES_URL`` (a role with CREATEDB; ``make test`` sets it from
+    ``scripts/test-postgres``), dropped afterwards. Without that URL the case skips, except under
+    CI, where skipping PostgreSQL would hide that it is not tested: there it fails.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server = os.environ.get("VIGIE_TEST_POSTGRES_URL", "").strip()
+    if not server:
+        if _under_ci():
+            pytest.fail(f"{POSTGRES_MISSING} (CI is set: PostgreSQL cases must run)", pytrace=False)
+        pytest.skip(POSTGRES_MISSING)
+    name = f"vigie_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

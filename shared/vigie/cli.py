@@ -14,7 +14,7 @@ from rich.console import Console
 
 from vigie.auth.cli import clients_app, keys_app, token_app
 from vigie.errors import ConfigError
-from vigie.fleet import PORTS, app_spec
+from vigie.fleet import PORTS, SINGLE_WORKER, app_spec
 from vigie.modelstore import ModelLoadError, ModelStore
 from vigie.settings import VigieSettings
 
@@ -112,6 +112,15 @@ def _prepare(service: str, settings: VigieSettings) -> None:
         store.create_schema()
         store.close()
         return
+    if service == "alerting":
+        from vigie_services.alerting.app import create_app as create_alerting
+        from vigie_services.alerting.db import migrate
+        from vigie_services.alerting.settings import AlertingSettings
+
+        alerting = AlertingSettings()
+        create_alerting(alerting)
+        migrate(alerting.database_url_for(service))
+        return
     from vigie.app import create_app
     from vigie.storage import ensure_schema, make_engine
 
@@ -144,7 +153,7 @@ def serve(
     argv = [
         sys.executable, "-m", "gunicorn",
         "-c", "python:vigie.gunicorn_conf",
-        "--workers", str(workers),
+        "--workers", str(1 if service in SINGLE_WORKER else workers),
         "--bind", f"{host}:{port or PORTS[service]}",
         "--name", f"vigie-{service}",
         app_spec(service),

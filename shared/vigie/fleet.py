@@ -13,7 +13,13 @@ PORTS: dict[str, int] = {
 }
 
 # What gunicorn serves for each piece: an app factory call.
-APPS: dict[str, str] = {"auth": "vigie_services.auth.app:create_app()"}
+APPS: dict[str, str] = {
+    "auth": "vigie_services.auth.app:create_app()",
+    "alerting": "vigie_services.alerting.app:create_app()",
+}
+
+# Pieces that must run as exactly one worker (alerting's consumer keeps each asset in order).
+SINGLE_WORKER = frozenset({"alerting"})
 
 
 def app_spec(name: str) -> str:

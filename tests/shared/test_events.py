@@ -14,12 +14,12 @@ import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
+
+from tests.support.servers import RedisServer, wait_until
 from vigie.events import LevelEvent, LevelPublisher, live_channel
 from vigie.levels import Level
 from vigie.metrics import ServiceMetrics
 from vigie.spool import Spool
-
-from tests.support.servers import RedisServer, wait_until
 
 SERVICE = "svc"
 STREAM = "vigie:levels"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+
+from tests.support.servers import RedisServer
 from vigie.errors import Conflict, Unprocessable
 from vigie.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, StoredResponse
 from vigie.spool import Spool
-
-from tests.support.servers import RedisServer
 
 SERVICE = "svc"
 BODY = b'{"asset_id": "T1", "load": 0.8}'

@@ -10,6 +10,7 @@ from typing import Any
 
 import joblib
 import pytest
+
 from vigie.modelstore import (
     ModelCard,
     ModelIntegrityError,

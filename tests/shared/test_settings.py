@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-import vigie.settings as settings_module
 from pydantic import ValidationError
+
+import vigie.settings as settings_module
 from vigie.settings import VigieSettings, default_data_dir
 
 

@@ -1,14 +1,15 @@
-"""PredictionLog on a real SQLite file: batched writes, paging, and observed-truth matching."""
+"""PredictionLog on SQLite and a real PostgreSQL: batched writes, paging, observed truth."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+
+from tests.support.servers import wait_until
 from vigie.metrics import ServiceMetrics
 from vigie.storage import (
     ForecastPoint,
@@ -21,8 +22,6 @@ from vigie.storage import (
     make_engine,
 )
 
-from tests.support.servers import wait_until
-
 SERVICE = "svc"
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -33,13 +32,8 @@ def metrics() -> ServiceMetrics:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "svc.db"
-
-
-@pytest.fixture
-def plog(db_path: Path, metrics: ServiceMetrics) -> Iterator[PredictionLog]:
-    log = PredictionLog(make_engine(f"sqlite:///{db_path}"), SERVICE, metrics)
+def plog(database_url: str, metrics: ServiceMetrics) -> Iterator[PredictionLog]:
+    log = PredictionLog(make_engine(database_url), SERVICE, metrics)
     yield log
     log.close()
 
@@ -115,16 +109,14 @@ def test_submit_then_flush_writes_predictions_and_points(
 
 
 def test_writer_thread_writes_without_explicit_flush(
-    db_path: Path, metrics: ServiceMetrics
+    database_url: str, metrics: ServiceMetrics
 ) -> None:
-    log = PredictionLog(
-        make_engine(f"sqlite:///{db_path}"), SERVICE, metrics, flush_interval_s=0.05
-    )
+    log = PredictionLog(make_engine(database_url), SERVICE, metrics, flush_interval_s=0.05)
     log.start()
     try:
         log.submit([record(), record()])
         # Read through a separate engine so nothing here calls flush().
-        reader = make_engine(f"sqlite:///{db_path}")
+        reader = make_engine(database_url)
         try:
 
             def written() -> bool:
@@ -140,15 +132,15 @@ def test_writer_thread_writes_without_explicit_flush(
 
 
 def test_writer_thread_wakes_early_when_a_batch_is_full(
-    db_path: Path, metrics: ServiceMetrics
+    database_url: str, metrics: ServiceMetrics
 ) -> None:
     # A long interval: only the batch-size wake-up can get the rows written in time.
     log = PredictionLog(
-        make_engine(f"sqlite:///{db_path}"), SERVICE, metrics, flush_interval_s=30, batch_size=3
+        make_engine(database_url), SERVICE, metrics, flush_interval_s=30, batch_size=3
     )
     log.start()
     try:
-        reader = make_engine(f"sqlite:///{db_path}")
+        reader = make_engine(database_url)
         try:
             log.submit([record() for _ in range(3)])
 
@@ -164,23 +156,23 @@ def test_writer_thread_wakes_early_when_a_batch_is_full(
         log.close()
 
 
-def test_close_flushes_the_queue(db_path: Path, metrics: ServiceMetrics) -> None:
-    log = PredictionLog(make_engine(f"sqlite:///{db_path}"), SERVICE, metrics, flush_interval_s=30)
+def test_close_flushes_the_queue(database_url: str, metrics: ServiceMetrics) -> None:
+    log = PredictionLog(make_engine(database_url), SERVICE, metrics, flush_interval_s=30)
     log.start()
     log.submit([record(), record(), record()])
     log.close()
-    check = PredictionLog(make_engine(f"sqlite:///{db_path}"), SERVICE, metrics)
+    check = PredictionLog(make_engine(database_url), SERVICE, metrics)
     try:
         assert count(check, PredictionRow) == 3
     finally:
         check.close()
 
 
-def test_close_without_start_flushes_too(db_path: Path, metrics: ServiceMetrics) -> None:
-    log = PredictionLog(make_engine(f"sqlite:///{db_path}"), SERVICE, metrics)
+def test_close_without_start_flushes_too(database_url: str, metrics: ServiceMetrics) -> None:
+    log = PredictionLog(make_engine(database_url), SERVICE, metrics)
     log.submit([record()])
     log.close()
-    check = PredictionLog(make_engine(f"sqlite:///{db_path}"), SERVICE, metrics)
+    check = PredictionLog(make_engine(database_url), SERVICE, metrics)
     try:
         assert count(check, PredictionRow) == 1
     finally:
@@ -226,9 +218,9 @@ def test_page_filters_by_asset_and_time_and_pages(plog: PredictionLog) -> None:
 
 
 def test_page_is_scoped_to_the_service(
-    db_path: Path, metrics: ServiceMetrics, plog: PredictionLog
+    database_url: str, metrics: ServiceMetrics, plog: PredictionLog
 ) -> None:
-    other = PredictionLog(make_engine(f"sqlite:///{db_path}"), "other", ServiceMetrics("other"))
+    other = PredictionLog(make_engine(database_url), "other", ServiceMetrics("other"))
     try:
         other.submit([record("T1")])
         other.flush()

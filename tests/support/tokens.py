@@ -32,6 +32,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
+
 from vigie.auth.keys import JWKS_FILE, init_keys, issue_token, load_signing_key
 
 ISSUER = "vigie"

@@ -23,12 +23,12 @@ from urllib.parse import unquote_plus
 from fastapi import FastAPI, Form, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+
 from vigie.auth.keys import issue_token, parse_scopes
 from vigie.errors import ConfigError, ServiceUnavailable, install_error_handlers
 from vigie.http import JSONResponse
 from vigie.metrics import install_metrics
 from vigie.settings import VigieSettings
-
 from vigie_services.auth.clients import ClientStore
 from vigie_services.auth.errors import (
     InvalidClient,

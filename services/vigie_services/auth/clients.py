@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+
 from vigie.auth.keys import parse_scopes
 from vigie.settings import VigieSettings
 

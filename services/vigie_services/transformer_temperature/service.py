@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
+
 from vigie.errors import ConfigError, Unprocessable, field_error
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, sha256_file
@@ -38,7 +39,6 @@ from vigie.service import (
     TrainedModel,
 )
 from vigie.storage import ForecastPoint
-
 from vigie_services.transformer_temperature import forecasting as fc
 
 LOAD_DOC = (

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from vigie.auth.keys import init_keys
 from vigie.settings import VigieSettings
 from vigie_services.auth.app import create_app

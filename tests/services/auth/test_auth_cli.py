@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import typer
 from typer.testing import CliRunner
+
 from vigie.auth.cli import clients_app, keys_app, token_app
 from vigie.auth.keys import load_signing_key
 from vigie.auth.verify import KeySet, TokenVerifier

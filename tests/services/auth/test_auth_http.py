@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+
 from vigie.auth.keys import init_keys
 from vigie.auth.verify import Authenticator, KeySet, TokenVerifier
 from vigie.errors import Unauthorized

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
+
 from vigie.auth.verify import KeySet, TokenVerifier
 from vigie.settings import VigieSettings
 from vigie_services.auth.app import create_app

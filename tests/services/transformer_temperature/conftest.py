@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from vigie.auth.keys import init_keys, issue_token, load_signing_key
 
 from tests.support.servers import RedisServer, ServiceProcess
 from tests.support.synthetic import write_transformer_data
+from vigie.auth.keys import init_keys, issue_token, load_signing_key
 
 SERVICE = "transformer-temperature"
 MAX_BATCH = 300

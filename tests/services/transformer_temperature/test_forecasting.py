@@ -13,6 +13,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+
 from vigie_services.transformer_temperature import forecasting as fc
 
 N_ROWS = 800  # validation slice of 160 rows -> 65 scored origins per asset

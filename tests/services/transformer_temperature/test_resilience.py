@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vigie.modelstore import ModelStore
-from vigie_services.transformer_temperature import forecasting as fc
 
 from tests.services.transformer_temperature.conftest import SERVICE, Env, make_env
 from tests.support.servers import RedisServer, ServiceProcess, wait_until
 from tests.support.synthetic import measurements, transformer_frame
+from vigie.modelstore import ModelStore
+from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ import joblib
 import numpy as np
 import orjson
 import pytest
-from vigie.modelstore import ModelStore
-from vigie_services.transformer_temperature import forecasting as fc
 
 from tests.services.transformer_temperature.conftest import MAX_BATCH, SERVICE, Env
 from tests.support.servers import wait_until
 from tests.support.synthetic import ETT_COLUMNS, measurements, transformer_frame
+from vigie.modelstore import ModelStore
+from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from vigie.auth.verify import KeySet, TokenVerifier
 
 from tests.support.tokens import TokenForge, token_forge  # noqa: F401  (fixture)
+from vigie.auth.verify import KeySet, TokenVerifier
 
 
 @pytest.fixture

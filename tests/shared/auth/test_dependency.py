@@ -5,9 +5,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from vigie.auth.verify import Authenticator, KeySet, Principal, TokenVerifier
-from vigie.errors import ConfigError, install_error_handlers
-from vigie.settings import VigieSettings
 
 from tests.support.tokens import (
     BAD_TOKEN_KINDS,
@@ -16,6 +13,9 @@ from tests.support.tokens import (
     TokenForge,
     bearer,
 )
+from vigie.auth.verify import Authenticator, KeySet, Principal, TokenVerifier
+from vigie.errors import ConfigError, install_error_handlers
+from vigie.settings import VigieSettings
 
 SCOPE = "predict:turbine-nox"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from jose import jwt
+
 from vigie.auth.keys import (
     init_keys,
     issue_token,

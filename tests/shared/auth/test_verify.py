@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge, b64url_json
 from vigie.auth import verify as verify_module
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
 from vigie.auth.verify import KeySet, Principal, TokenVerifier
 from vigie.errors import ConfigError, Unauthorized
-
-from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge, b64url_json
 
 
 def rejected(verifier: TokenVerifier, token: str) -> Unauthorized:

@@ -1,0 +1,204 @@
+"""Sends the deliveries the transitions created, with retries, without one channel blocking another.
+
+Each channel has its own concurrency limit and its own share of the work claimed from the
+database, so a dead SMTP server fills only the email slots while webhooks and pushes keep flowing.
+Every attempt is recorded (``delivery_attempts``) with its outcome and reason; a failure is retried
+with exponential backoff and full jitter until ``max_attempts``, then the delivery is ``dead`` (the
+dead-letter view). A permanent failure (bad address, a 4xx) is dead at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigie_services.alerting.lifecycle import retry_delay
+from vigie_services.alerting.metrics import AlertingMetrics
+from vigie_services.alerting.models import Delivery, DeliveryAttempt
+from vigie_services.alerting.notifiers.base import DeliveryError, Notification, Notifier
+from vigie_services.alerting.processing import reset_interrupted_deliveries, utcnow
+from vigie_services.alerting.settings import AlertingSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    channel: str
+    target: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        notifiers: dict[str, Notifier],
+        settings: AlertingSettings,
+        metrics: AlertingMetrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._notifiers = notifiers
+        self._settings = settings
+        self._metrics = metrics
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, int] = {}
+        self._slots = {ch: asyncio.Semaphore(settings.channel_concurrency) for ch in notifiers}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        resumed = await asyncio.to_thread(self._in_tx, reset_interrupted_deliveries)
+        if resumed:
+            log.warning("%d deliveries were interrupted by a restart; sending them again", resumed)
+        while True:
+            try:
+                jobs = await asyncio.to_thread(self._claim_due)
+            except Exception:
+                log.exception("cannot read due deliveries; retrying")
+                jobs = []
+            for job in jobs:
+                self._inflight[job.channel] = self._inflight.get(job.channel, 0) + 1
+                task = asyncio.create_task(self._send(job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not jobs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_s)
+                self._wake.clear()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _in_tx(self, fn: Any) -> Any:
+        with self._sessions.begin() as session:
+            return fn(session)
+
+    def _claim_due(self) -> list[Job]:
+        """Mark due deliveries ``sending``, at most a few slots' worth per channel."""
+        now = utcnow()
+        jobs: list[Job] = []
+        with self._sessions.begin() as session:
+            for channel in self._notifiers:
+                room = 2 * self._settings.channel_concurrency - self._inflight.get(channel, 0)
+                if room <= 0:
+                    continue
+                rows = session.scalars(
+                    select(Delivery)
+                    .where(
+                        Delivery.channel == channel,
+                        Delivery.status.in_(("pending", "retrying")),
+                        Delivery.next_attempt_at <= now,
+                    )
+                    .order_by(Delivery.id)
+                    .limit(room)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                for row in rows:
+                    row.status = "sending"
+                    jobs.append(
+                        Job(
+                            row.id,
+                            row.channel,
+                            row.target,
+                            row.payload,
+                            row.attempts,
+                            row.created_at,
+                        )
+                    )
+            # Channels nobody can send on: dead at once, with the reason.
+            orphans = session.scalars(
+                select(Delivery).where(
+                    Delivery.channel.not_in(list(self._notifiers)),
+                    Delivery.status.in_(("pending", "retrying")),
+                )
+            ).all()
+            for row in orphans:
+                row.status, row.reason = "dead", f"no notifier for channel {row.channel!r}"
+        return jobs
+
+    async def _send(self, job: Job) -> None:
+        try:
+            async with self._slots[job.channel]:
+                notification = Notification.from_json(
+                    {**job.payload, "delivery_id": job.delivery_id}
+                )
+                started = time.perf_counter()
+                reason: str | None = None
+                permanent = False
+                try:
+                    await asyncio.wait_for(
+                        self._notifiers[job.channel].send(notification, job.target),
+                        timeout=self._settings.send_timeout_s * 2,
+                    )
+                except DeliveryError as exc:
+                    reason, permanent = exc.reason, exc.permanent
+                except TimeoutError:
+                    reason = f"no answer within {self._settings.send_timeout_s * 2:.0f}s"
+                except Exception as exc:  # a bug in a notifier must not kill the worker
+                    log.exception("notifier %s failed unexpectedly", job.channel)
+                    reason = f"unexpected error: {exc!r}"
+                duration = time.perf_counter() - started
+                outcome = await asyncio.to_thread(self._record, job, reason, permanent, duration)
+        finally:
+            self._inflight[job.channel] -= 1
+        self._metrics.notifications.labels(job.channel, outcome).inc()
+        if outcome == "sent":
+            latency = (utcnow() - job.created_at).total_seconds()
+            self._metrics.delivery_latency.labels(job.channel).observe(max(latency, 0.0))
+        elif outcome == "dead":
+            log.error("delivery %d (%s) is dead: %s", job.delivery_id, job.channel, reason)
+        else:
+            self.wake()
+
+    def _record(self, job: Job, reason: str | None, permanent: bool, duration_s: float) -> str:
+        now = utcnow()
+        attempt = job.attempts + 1
+        if reason is None:
+            outcome = "sent"
+        elif permanent or attempt >= self._settings.max_attempts:
+            outcome = "dead"
+        else:
+            outcome = "retrying"
+        with self._sessions.begin() as session:
+            row = session.get(Delivery, job.delivery_id)
+            assert row is not None
+            row.attempts = attempt
+            row.reason = reason
+            row.status = outcome
+            if outcome == "sent":
+                row.sent_at = now
+            elif outcome == "retrying":
+                delay = retry_delay(
+                    attempt, self._settings.retry_base_s, self._settings.retry_max_s, self._rng
+                )
+                row.next_attempt_at = now + timedelta(seconds=delay)
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=job.delivery_id,
+                    number=attempt,
+                    at=now,
+                    outcome=outcome,
+                    reason=reason,
+                    duration_ms=round(duration_s * 1000, 3),
+                )
+            )
+        return outcome

@@ -1,0 +1,1 @@
+"""Alembic migrations of the alerting database (run them with :func:`..db.migrate`)."""

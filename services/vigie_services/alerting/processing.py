@@ -1,0 +1,310 @@
+"""Applying level events and time to the stored state, one database transaction at a time.
+
+Every function here runs inside the caller's transaction, so a level event's effects (its
+``processed_events`` row, the state, the alert, the transition and the deliveries to send) are
+committed together or not at all. The stream entry is acknowledged only after that commit: a crash
+before it means the entry is read again, and ``processed_events`` makes the second reading a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from vigie.events import LevelEvent
+from vigie.levels import Level
+from vigie_services.alerting.lifecycle import (
+    Kind,
+    inhibited,
+    relevant_level,
+    silence_applies,
+    subscriber_wants,
+    transition_for,
+)
+from vigie_services.alerting.models import (
+    Alert,
+    AssetState,
+    Delivery,
+    ProcessedEvent,
+    Silence,
+    Subscriber,
+    Transition,
+)
+
+
+def utc_naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one level event did: ``outcome`` is applied, duplicate or stale."""
+
+    outcome: str
+    transition: Transition | None = None
+
+
+def apply_event(
+    session: Session, event: LevelEvent, stream_id: str, now: datetime, public_url: str
+) -> Applied:
+    """Apply one level event; idempotent by ``event_id``."""
+    if session.get(ProcessedEvent, event.event_id) is not None:
+        return Applied("duplicate")
+    observed = utc_naive(event.observed_at)
+    session.add(
+        ProcessedEvent(
+            event_id=event.event_id,
+            stream_id=stream_id,
+            service=event.service,
+            asset_id=event.asset_id,
+            level=event.level.value,
+            emitted_at=utc_naive(event.emitted_at),
+            processed_at=now,
+        )
+    )
+    state = session.get(AssetState, (event.service, event.asset_id), with_for_update=True)
+    if state is not None and observed < state.observed_at:
+        # Older than what we already know (e.g. a backfill): history, not the current state.
+        return Applied("stale")
+    previous = Level(state.level) if state is not None else Level.NORMAL
+    kind = transition_for(previous, event.level)
+    if state is None:
+        state = AssetState(
+            service=event.service,
+            asset_id=event.asset_id,
+            level=event.level.value,
+            since=observed,
+            observed_at=observed,
+            last_event_id=event.event_id,
+            updated_at=now,
+        )
+        session.add(state)
+    else:
+        if kind is not None:
+            state.since = observed
+        state.level = event.level.value
+        state.observed_at = observed
+        state.last_event_id = event.event_id
+        state.updated_at = now
+
+    alert = session.get(Alert, state.open_alert_id) if state.open_alert_id else None
+    if kind is None:
+        if alert is not None:  # same level: keep the latest figures, notify nobody
+            _refresh(alert, event)
+        return Applied("applied")
+    if alert is None:
+        if kind is Kind.RESOLVED:  # nothing open to resolve (e.g. state predates the alert table)
+            return Applied("applied")
+        kind = Kind.OPENED
+        alert = Alert(
+            service=event.service,
+            asset_id=event.asset_id,
+            status="open",
+            level=event.level.value,
+            peak_level=event.level.value,
+            opened_at=observed,
+            last_notified_at=now,
+            message=event.message,
+            model_version=event.model_version,
+        )
+        session.add(alert)
+        session.flush()
+        state.open_alert_id = alert.id
+    _refresh(alert, event)
+    alert.level = event.level.value
+    alert.peak_level = Level.highest([Level(alert.peak_level), event.level]).value
+    alert.last_notified_at = now
+    if kind is Kind.ESCALATED:
+        alert.acknowledged_at = alert.acknowledged_by = alert.ack_comment = None
+    if kind is Kind.RESOLVED:
+        alert.status = "resolved"
+        alert.resolved_at = observed
+        state.open_alert_id = None
+    transition = Transition(
+        alert_id=alert.id,
+        kind=kind.value,
+        from_level=previous.value,
+        to_level=event.level.value,
+        event_id=event.event_id,
+        at=now,
+        observed_at=observed,
+        value=event.value,
+        message=event.message,
+        published=False,
+    )
+    session.add(transition)
+    session.flush()
+    fan_out(session, alert, transition, now, public_url)
+    return Applied("applied", transition)
+
+
+def _refresh(alert: Alert, event: LevelEvent) -> None:
+    alert.value = event.value
+    alert.unit = event.unit
+    alert.threshold = event.threshold
+    alert.message = event.message
+    alert.model_version = event.model_version
+
+
+def fan_out(
+    session: Session, alert: Alert, transition: Transition, now: datetime, public_url: str
+) -> int:
+    """Create one delivery per interested subscriber; returns how many will be sent."""
+    kind = Kind(transition.kind)
+    after = Level(transition.to_level)
+    before = Level(transition.from_level) if transition.from_level else None
+    level = relevant_level(kind, before, after, Level(alert.peak_level))
+    suppressed_by = _suppression(session, alert, after, level, now)
+    subscribers = session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))).all()
+    to_send = 0
+    for sub in subscribers:
+        if not subscriber_wants(
+            sub.services, sub.assets, Level(sub.min_level), alert.service, alert.asset_id, level
+        ):
+            continue
+        session.add(
+            Delivery(
+                transition_id=transition.id,
+                alert_id=alert.id,
+                subscriber_id=sub.id,
+                channel=sub.channel,
+                target=sub.target,
+                status="suppressed" if suppressed_by else "pending",
+                reason=suppressed_by,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                payload=notification_payload(alert, transition, sub.language, public_url),
+            )
+        )
+        to_send += suppressed_by is None
+    return to_send
+
+
+def _suppression(
+    session: Session, alert: Alert, after: Level, level: Level, now: datetime
+) -> str | None:
+    silences = session.scalars(
+        select(Silence).where(
+            Silence.expired_at.is_(None), Silence.ends_at > now, Silence.starts_at <= now
+        )
+    ).all()
+    for s in silences:
+        if silence_applies(
+            s.service, s.asset_id, s.level, s.starts_at, s.ends_at, s.expired_at is not None,
+            service=alert.service, asset_id=alert.asset_id, level=level, now=now,
+        ):  # fmt: skip
+            return f"silenced by silence #{s.id} ({s.author}: {s.comment})"
+    others = session.execute(
+        select(Alert.id, Alert.level).where(
+            Alert.asset_id == alert.asset_id, Alert.status == "open", Alert.id != alert.id
+        )
+    ).all()
+    if inhibited(after, [Level(lvl) for _id, lvl in others]):
+        critique = next(i for i, lvl in others if lvl == Level.CRITIQUE)
+        return f"inhibited by open CRITIQUE alert #{critique} on asset {alert.asset_id}"
+    return None
+
+
+def notification_payload(
+    alert: Alert, transition: Transition, language: str, public_url: str
+) -> dict[str, Any]:
+    """The stored body of a notification (``Notification`` without its delivery id)."""
+    return {
+        "alert_id": alert.id,
+        "transition_id": transition.id,
+        "kind": transition.kind,
+        "service": alert.service,
+        "asset_id": alert.asset_id,
+        "level": transition.to_level,
+        "previous_level": transition.from_level,
+        "value": transition.value,
+        "unit": alert.unit,
+        "threshold": alert.threshold,
+        "message": transition.message,
+        "observed_at": transition.observed_at.replace(tzinfo=UTC).isoformat(),
+        "opened_at": alert.opened_at.replace(tzinfo=UTC).isoformat(),
+        "resolved_at": alert.resolved_at.replace(tzinfo=UTC).isoformat()
+        if alert.resolved_at
+        else None,
+        "model_version": alert.model_version,
+        "language": language,
+        "alert_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}",
+    }
+
+
+def due_reminders(
+    session: Session, now: datetime, repeat_interval_s: float, public_url: str
+) -> list[tuple[Alert, Transition]]:
+    """Remind about open, unacknowledged alerts last notified a repeat interval ago."""
+    cutoff = datetime.fromtimestamp(
+        now.replace(tzinfo=UTC).timestamp() - repeat_interval_s, UTC
+    ).replace(tzinfo=None)
+    alerts = session.scalars(
+        select(Alert)
+        .where(
+            Alert.status == "open",
+            Alert.acknowledged_at.is_(None),
+            Alert.last_notified_at <= cutoff,
+        )
+        .with_for_update()
+    ).all()
+    made = []
+    for alert in alerts:
+        transition = Transition(
+            alert_id=alert.id,
+            kind=Kind.REMINDER.value,
+            from_level=alert.level,
+            to_level=alert.level,
+            at=now,
+            observed_at=now,
+            value=alert.value,
+            message=alert.message,
+            published=False,
+        )
+        session.add(transition)
+        session.flush()
+        alert.last_notified_at = now
+        fan_out(session, alert, transition, now, public_url)
+        made.append((alert, transition))
+    return made
+
+
+def acknowledge(
+    session: Session, alert: Alert, who: str, comment: str, now: datetime
+) -> Transition:
+    alert.acknowledged_at = now
+    alert.acknowledged_by = who
+    alert.ack_comment = comment
+    transition = Transition(
+        alert_id=alert.id,
+        kind=Kind.ACKNOWLEDGED.value,
+        from_level=alert.level,
+        to_level=alert.level,
+        at=now,
+        observed_at=now,
+        value=alert.value,
+        message=comment or f"acknowledged by {who}",
+        actor=who,
+        published=False,
+    )
+    session.add(transition)
+    session.flush()
+    return transition
+
+
+def reset_interrupted_deliveries(session: Session) -> int:
+    """Deliveries left ``sending`` by a crash go out again (at-least-once; receivers can
+    drop a repeat by its delivery id)."""
+    result = session.execute(
+        update(Delivery).where(Delivery.status == "sending").values(status="pending")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
