@@ -1,0 +1,140 @@
+"""The alerting HTTP API: subscribers, scopes, silences, alerts pages."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.services.alerting.conftest import Alerting
+from tests.support.servers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_subscribers_crud_validation_and_test_notification(alerting: Alerting) -> None:
+    alerting.start()
+    hook = alerting.webhook.url + "/hook"
+    with alerting.client() as c:
+        r = c.post("/v1/subscribers", json={"name": "ops", "channel": "webhook", "target": hook})
+        assert r.status_code == 201, r.text
+        sub = r.json()
+        assert (sub["min_level"], sub["language"], sub["enabled"]) == ("ALERTE", "fr", True)
+        dup = c.post("/v1/subscribers", json={"name": "ops", "channel": "webhook", "target": hook})
+        assert dup.status_code == 409
+
+        bad = {
+            "email": ("email", "not-an-address"),
+            "sms": ("sms", "0612345678"),
+            "webhook": ("webhook", "ftp://example.org/x"),
+        }
+        for name, (channel, target) in bad.items():
+            r = c.post("/v1/subscribers", json={"name": name, "channel": channel, "target": target})
+            assert r.status_code == 422, (name, r.text)
+            assert r.json()["error"]["details"][0]["field"] == "body.target"
+        sms = {"name": "x", "channel": "sms", "target": "+33612345678"}
+        for extra, field in [
+            ({"channel": "pigeon"}, "body.channel"),
+            ({"colour": 1}, "body.colour"),
+            ({"min_level": "HIGH"}, "body.min_level"),
+            ({"language": "de"}, "body.language"),
+        ]:
+            r = c.post("/v1/subscribers", json=sms | extra)
+            assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == field, (
+                r.text
+            )
+
+        r = c.patch(
+            f"/v1/subscribers/{sub['id']}", json={"min_level": "CRITIQUE", "language": "en"}
+        )
+        assert r.status_code == 200 and r.json()["min_level"] == "CRITIQUE"
+        assert c.patch(f"/v1/subscribers/{sub['id']}", json={"target": "nope"}).status_code == 422
+        assert [s["name"] for s in c.get("/v1/subscribers").json()["items"]] == ["ops"]
+
+        r = c.post(f"/v1/subscribers/{sub['id']}/test")
+        assert r.status_code == 200 and r.json()["sent"] is True, r.text
+        [req] = alerting.webhook.wait_for_requests(1)
+        assert req.json()["alerts"][0]["labels"]["alertname"] == "VigieTest"
+
+        mail = c.post(
+            "/v1/subscribers", json={"name": "m", "channel": "email", "target": "a@b.example"}
+        )
+        r = c.post(f"/v1/subscribers/{mail.json()['id']}/test")  # no SMTP server is running
+        assert r.status_code == 200 and r.json()["sent"] is False and r.json()["reason"]
+
+        assert c.delete(f"/v1/subscribers/{sub['id']}").status_code == 204
+        assert c.get(f"/v1/subscribers/{sub['id']}").status_code == 404
+        assert c.get("/v1/subscribers/999999").json()["error"]["code"] == "not_found"
+
+
+def test_scopes(alerting: Alerting) -> None:
+    alerting.start()
+    assert alerting.service is not None
+    url = alerting.service.url
+
+    def call(method: str, path: str, scopes: str | None, **kw: object) -> int:
+        headers = {} if scopes is None else {"Authorization": f"Bearer {alerting.token(scopes)}"}
+        return httpx.request(method, url + path, headers=headers, timeout=10, **kw).status_code  # type: ignore[arg-type]
+
+    assert call("GET", "/v1/alerts", None) == 401
+    assert call("GET", "/v1/alerts", "alerts:read") == 200
+    assert call("GET", "/v1/alerts", "subscribers:admin") == 403
+    assert call("GET", "/v1/subscribers", "alerts:read") == 403
+    assert call("POST", "/v1/alerts/1/ack", "alerts:read", json={}) == 403
+    assert call("POST", "/v1/alerts/1/ack", "alerts:ack", json={}) == 404
+    assert call("POST", "/v1/silences", "alerts:read", json={}) == 403
+    assert call("GET", "/healthz", None) == 200 and call("GET", "/readyz", None) == 200
+
+
+def test_silences_mute_then_expire(alerting: Alerting) -> None:
+    alerting.start()
+    alerting.subscribe("webhook", alerting.webhook.url + "/hook")
+    with alerting.client() as c:
+        assert c.post("/v1/silences", json={"comment": "x", "duration_s": 60}).status_code == 422
+        assert c.post("/v1/silences", json={"asset_id": "T1", "comment": "x"}).status_code == 422
+        r = c.post(
+            "/v1/silences", json={"asset_id": "T1", "duration_s": 3600, "comment": "filter swap"}
+        )
+        assert r.status_code == 201, r.text
+        silence = r.json()
+        assert silence["author"] == "ops" and silence["active"] is True
+    alerting.publish(alerting.event("ALERTE"))
+    alerting.publish(alerting.event("ALERTE", asset="T2"))  # not silenced
+    [req] = alerting.webhook.wait_for_requests(1)
+    assert req.json()["alerts"][0]["labels"]["asset_id"] == "T2"
+    muted = alerting.wait_alert(
+        lambda a: (
+            a["asset_id"] == "T1"
+            and a["deliveries"]
+            and a["deliveries"][0]["status"] == "suppressed"
+        ),
+        what="a suppressed delivery",
+    )
+    assert "filter swap" in muted["deliveries"][0]["reason"]
+    with alerting.client() as c:
+        assert c.delete(f"/v1/silences/{silence['id']}").json()["active"] is False
+        assert c.get("/v1/silences", params={"active": True}).json()["items"] == []
+    alerting.publish(alerting.event("CRITIQUE"))
+    wait_until(
+        lambda: len(alerting.webhook.requests) == 2, what="the escalation, no longer silenced"
+    )
+
+
+def test_alerts_filters_and_pages(alerting: Alerting) -> None:
+    alerting.start()
+    alerting.publish(*(alerting.event("ALERTE", asset=f"P{i}") for i in range(5)))
+    wait_until(lambda: len(alerting.alerts()) == 5, what="5 alerts")
+    seen, cursor = [], None
+    while True:
+        with alerting.client() as c:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            body = c.get("/v1/alerts", params=params).json()
+        seen += [a["asset_id"] for a in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"P{i}" for i in range(5)] and len(seen) == 5
+    assert [a["asset_id"] for a in alerting.alerts(asset_id="P3")] == ["P3"]
+    assert alerting.alerts(status="resolved") == []
+    with alerting.client() as c:
+        assert c.get("/v1/alerts", params={"status": "bogus"}).status_code == 422
+        assert c.get("/v1/alerts/424242").status_code == 404
