@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.events import REDIS_ERRORS
+from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.models import Alert, Transition
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ class AlertEventPublisher:
         stream: str,
         channel: str,
         maxlen: int,
+        db: DatabaseThread,
     ) -> None:
+        self._db = db
         self._redis = client
         self._sessions = sessions
         self._stream = stream
@@ -75,13 +78,14 @@ class AlertEventPublisher:
 
     def _mark(self, ids: list[int]) -> None:
         with self._sessions.begin() as session:
+            relaxed_commit(session)
             session.execute(update(Transition).where(Transition.id.in_(ids)).values(published=True))
 
     async def run(self) -> None:
         backoff = 0.2
         while True:
             try:
-                batch = await asyncio.to_thread(self._unpublished)
+                batch = await self._db.call(self._unpublished)
                 if batch:
                     async with self._redis.pipeline(transaction=True) as pipe:
                         for _id, payload in batch:
@@ -93,7 +97,7 @@ class AlertEventPublisher:
                             )
                             pipe.publish(self._channel, payload)
                         await pipe.execute()
-                    await asyncio.to_thread(self._mark, [i for i, _ in batch])
+                    await self._db.call(self._mark, [i for i, _ in batch])
                     backoff = 0.2
                     continue
             except REDIS_ERRORS as exc:

@@ -5,7 +5,6 @@ from datetime import UTC, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigie.auth.verify import Authenticator, Principal
 from vigie.errors import Conflict, NotFound, Unprocessable, field_error
 from vigie.levels import Level
+from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.models import (
     Alert,
     Delivery,
@@ -104,6 +104,7 @@ def build_router(
     notifiers: Callable[[], dict[str, Notifier]],
     public_url: str,
     on_change: Callable[[], None],
+    db: DatabaseThread,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
     read = Depends(auth.requires("alerts:read"))
@@ -115,7 +116,7 @@ def build_router(
             return fn(session)
 
     async def tx(fn: Callable[[Session], Any]) -> Any:
-        return await run_in_threadpool(in_tx, fn)
+        return await db.call(in_tx, fn)
 
     # -- alerts ------------------------------------------------------------------------------
     @router.get("/alerts", summary="Alerts, newest first", dependencies=[read])

@@ -30,6 +30,7 @@ from vigie_services.alerting.alert_events import AlertEventPublisher
 from vigie_services.alerting.api import build_router
 from vigie_services.alerting.consumer import LevelConsumer
 from vigie_services.alerting.db import make_engine, migrate
+from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.delivery import DeliveryWorker
 from vigie_services.alerting.housekeeping import Housekeeper
 from vigie_services.alerting.metrics import AlertingMetrics
@@ -68,6 +69,7 @@ def create_app(
     engine = make_engine(db_url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     parts.sessions = sessions
+    db = DatabaseThread()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -80,16 +82,16 @@ def create_app(
         http = httpx.AsyncClient(timeout=settings.send_timeout_s)
         parts.redis = client
         parts.notifiers = build_notifiers(settings, http)
-        parts.worker = DeliveryWorker(sessions, parts.notifiers, settings, metrics)
+        parts.worker = DeliveryWorker(sessions, db, parts.notifiers, settings, metrics)
         parts.publisher = AlertEventPublisher(
             client, sessions, settings.alerts_stream, settings.alerts_channel,
-            settings.levels_stream_maxlen,
+            settings.levels_stream_maxlen, db,
         )  # fmt: skip
         consumer = LevelConsumer(
             client, sessions, settings, metrics,
-            settings.consumer_name or socket.gethostname(), parts.wake,
+            settings.consumer_name or socket.gethostname(), parts.wake, db,
         )  # fmt: skip
-        housekeeper = Housekeeper(client, sessions, settings, metrics, parts.wake)
+        housekeeper = Housekeeper(client, sessions, settings, metrics, parts.wake, db)
         runners: list[Any] = [consumer, parts.worker, parts.publisher, housekeeper]
         tasks = [asyncio.create_task(r.run(), name=type(r).__name__) for r in runners]
         try:
@@ -103,6 +105,7 @@ def create_app(
             await parts.worker.stop()
             await http.aclose()
             await client.aclose()
+            db.shutdown()
             engine.dispose()
 
     app = FastAPI(
@@ -115,7 +118,7 @@ def create_app(
     metrics = AlertingMetrics(install_metrics(app, SERVICE).registry)
     install_error_handlers(app)
     app.include_router(
-        build_router(sessions, auth, lambda: parts.notifiers, settings.public_url, parts.wake)
+        build_router(sessions, auth, lambda: parts.notifiers, settings.public_url, parts.wake, db)
     )
 
     @app.get("/healthz", summary="Process alive")

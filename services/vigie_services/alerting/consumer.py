@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.events import REDIS_ERRORS, LevelEvent
+from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.metrics import AlertingMetrics
-from vigie_services.alerting.processing import Applied, apply_event, utcnow
+from vigie_services.alerting.processing import Applied, Audience, apply_event, utcnow
 from vigie_services.alerting.settings import AlertingSettings
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class LevelConsumer:
         metrics: AlertingMetrics,
         consumer_name: str,
         on_commit: Callable[[], None],
+        db: DatabaseThread,
     ) -> None:
+        self._db = db
         self._redis = client
         self._sessions = sessions
         self._settings = settings
@@ -126,27 +129,36 @@ class LevelConsumer:
             return sid, None
 
     async def _handle(self, entries: list[Entry]) -> None:
-        applied = await asyncio.to_thread(self._apply_all, entries)
+        applied = await self._db.call(self._apply_all, entries)
         await self._redis.xack(self._stream, self._group, *[sid for sid, _ in entries])
         if any(a.transition is not None for a in applied):
             self._on_commit()
 
     def _apply_all(self, entries: list[Entry]) -> list[Applied]:
-        out = []
+        """Apply a batch in one transaction (one commit, subscribers loaded once); each event
+        in its own savepoint. Metrics move only after the commit."""
+        now = utcnow()
+        done: list[tuple[LevelEvent, Applied]] = []
+        with self._sessions.begin() as session:
+            audience = Audience.load(session, now)
+            for sid, event in entries:
+                if event is None:
+                    continue
+                with session.begin_nested():
+                    result = apply_event(
+                        session, event, sid, now, self._settings.public_url, audience
+                    )
+                done.append((event, result))
         m = self._metrics
-        for sid, event in entries:
-            if event is None:
-                m.events.labels("invalid").inc()
-                continue
-            with self._sessions.begin() as session:
-                result = apply_event(session, event, sid, utcnow(), self._settings.public_url)
-                t = result.transition
-                if t is not None:
-                    m.transitions.labels(event.service, t.kind, t.to_level).inc()
-                    if t.kind == "opened":
-                        m.opened.labels(event.service, t.to_level).inc()
-                    elif t.kind == "resolved":
-                        m.resolved.labels(event.service, t.from_level or "").inc()
+        m.events.labels("invalid").inc(sum(event is None for _sid, event in entries))
+        for event, result in done:
             m.events.labels(result.outcome).inc()
-            out.append(result)
-        return out
+            t = result.transition
+            if t is None:
+                continue
+            m.transitions.labels(event.service, t.kind, t.to_level).inc()
+            if t.kind == "opened":
+                m.opened.labels(event.service, t.to_level).inc()
+            elif t.kind == "resolved":
+                m.resolved.labels(event.service, t.from_level or "").inc()
+        return [result for _event, result in done]

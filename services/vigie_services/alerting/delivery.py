@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.lifecycle import retry_delay
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Delivery, DeliveryAttempt
@@ -41,40 +42,59 @@ class Job:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    reason: str | None  # None: sent
+    permanent: bool
+    duration_s: float
+
+
 class DeliveryWorker:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        db: DatabaseThread,
         notifiers: dict[str, Notifier],
         settings: AlertingSettings,
         metrics: AlertingMetrics,
         rng: random.Random | None = None,
     ) -> None:
         self._sessions = sessions
+        self._db = db
         self._notifiers = notifiers
         self._settings = settings
         self._metrics = metrics
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
-        self._inflight: dict[str, int] = {}
+        self._inflight = dict.fromkeys(notifiers, 0)
         self._slots = {ch: asyncio.Semaphore(settings.channel_concurrency) for ch in notifiers}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: list[Outcome] = []
+        self._outcome_ready = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        resumed = await asyncio.to_thread(self._in_tx, reset_interrupted_deliveries)
+        resumed = await self._db.call(self._in_tx, reset_interrupted_deliveries)
         if resumed:
             log.warning("%d deliveries were interrupted by a restart; sending them again", resumed)
+        recorder = asyncio.create_task(self._record_loop())
+        try:
+            await self._claim_loop()
+        finally:
+            recorder.cancel()
+
+    async def _claim_loop(self) -> None:
         while True:
             try:
-                jobs = await asyncio.to_thread(self._claim_due)
+                jobs = await self._db.call(self._claim_due)
             except Exception:
                 log.exception("cannot read due deliveries; retrying")
                 jobs = []
             for job in jobs:
-                self._inflight[job.channel] = self._inflight.get(job.channel, 0) + 1
+                self._inflight[job.channel] += 1
                 task = asyncio.create_task(self._send(job))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -93,13 +113,17 @@ class DeliveryWorker:
             return fn(session)
 
     def _claim_due(self) -> list[Job]:
-        """Mark due deliveries ``sending``, at most a few slots' worth per channel."""
+        """Mark due deliveries ``sending``, at most the channel's free slots, so a channel that
+        is slow or down never holds the others' work. A delivery counts as in flight until its
+        outcome is recorded, which bounds what a crash can make us send twice to
+        ``channel_concurrency`` per channel."""
         now = utcnow()
+        room = {ch: self._settings.channel_concurrency - n for ch, n in self._inflight.items()}
         jobs: list[Job] = []
         with self._sessions.begin() as session:
-            for channel in self._notifiers:
-                room = 2 * self._settings.channel_concurrency - self._inflight.get(channel, 0)
-                if room <= 0:
+            relaxed_commit(session)
+            for channel, free in room.items():
+                if free <= 0:
                     continue
                 rows = session.scalars(
                     select(Delivery)
@@ -109,8 +133,7 @@ class DeliveryWorker:
                         Delivery.next_attempt_at <= now,
                     )
                     .order_by(Delivery.id)
-                    .limit(room)
-                    .with_for_update(skip_locked=True)
+                    .limit(free)
                 ).all()
                 for row in rows:
                     row.status = "sending"
@@ -136,69 +159,94 @@ class DeliveryWorker:
         return jobs
 
     async def _send(self, job: Job) -> None:
-        try:
-            async with self._slots[job.channel]:
-                notification = Notification.from_json(
-                    {**job.payload, "delivery_id": job.delivery_id}
+        async with self._slots[job.channel]:
+            notification = Notification.from_json({**job.payload, "delivery_id": job.delivery_id})
+            started = time.perf_counter()
+            reason: str | None = None
+            permanent = False
+            try:
+                await asyncio.wait_for(
+                    self._notifiers[job.channel].send(notification, job.target),
+                    timeout=self._settings.send_timeout_s * 2,
                 )
-                started = time.perf_counter()
-                reason: str | None = None
-                permanent = False
-                try:
-                    await asyncio.wait_for(
-                        self._notifiers[job.channel].send(notification, job.target),
-                        timeout=self._settings.send_timeout_s * 2,
-                    )
-                except DeliveryError as exc:
-                    reason, permanent = exc.reason, exc.permanent
-                except TimeoutError:
-                    reason = f"no answer within {self._settings.send_timeout_s * 2:.0f}s"
-                except Exception as exc:  # a bug in a notifier must not kill the worker
-                    log.exception("notifier %s failed unexpectedly", job.channel)
-                    reason = f"unexpected error: {exc!r}"
-                duration = time.perf_counter() - started
-                outcome = await asyncio.to_thread(self._record, job, reason, permanent, duration)
-        finally:
-            self._inflight[job.channel] -= 1
-        self._metrics.notifications.labels(job.channel, outcome).inc()
-        if outcome == "sent":
-            latency = (utcnow() - job.created_at).total_seconds()
-            self._metrics.delivery_latency.labels(job.channel).observe(max(latency, 0.0))
-        elif outcome == "dead":
-            log.error("delivery %d (%s) is dead: %s", job.delivery_id, job.channel, reason)
-        else:
-            self.wake()
+            except DeliveryError as exc:
+                reason, permanent = exc.reason, exc.permanent
+            except TimeoutError:
+                reason = f"no answer within {self._settings.send_timeout_s * 2:.0f}s"
+            except Exception as exc:  # a bug in a notifier must not kill the worker
+                log.exception("notifier %s failed unexpectedly", job.channel)
+                reason = f"unexpected error: {exc!r}"
+        # Still in flight (counted) until _record_loop has written the outcome.
+        self._outcomes.append(Outcome(job, reason, permanent, time.perf_counter() - started))
+        self._outcome_ready.set()
 
-    def _record(self, job: Job, reason: str | None, permanent: bool, duration_s: float) -> str:
+    async def _record_loop(self) -> None:
+        """Write outcomes in batches: one transaction for all the sends that finished meanwhile."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            batch, self._outcomes = self._outcomes, []
+            try:
+                results = await self._db.call(self._record, batch)
+            except Exception:
+                log.exception("recording %d delivery outcomes failed; retrying", len(batch))
+                self._outcomes[:0] = batch
+                self._outcome_ready.set()
+                await asyncio.sleep(0.5)
+                continue
+            retry = False
+            for outcome, status in zip(batch, results, strict=True):
+                job = outcome.job
+                self._inflight[job.channel] -= 1
+                self._metrics.notifications.labels(job.channel, status).inc()
+                if status == "sent":
+                    latency = (utcnow() - job.created_at).total_seconds()
+                    self._metrics.delivery_latency.labels(job.channel).observe(max(latency, 0.0))
+                elif status == "dead":
+                    log.error("delivery %d (%s) is dead: %s", job.delivery_id, job.channel,
+                              outcome.reason)  # fmt: skip
+                else:
+                    retry = True
+            if retry:
+                self.wake()
+
+    def _record(self, batch: list[Outcome]) -> list[str]:
         now = utcnow()
-        attempt = job.attempts + 1
-        if reason is None:
-            outcome = "sent"
-        elif permanent or attempt >= self._settings.max_attempts:
-            outcome = "dead"
-        else:
-            outcome = "retrying"
+        statuses = []
         with self._sessions.begin() as session:
-            row = session.get(Delivery, job.delivery_id)
-            assert row is not None
-            row.attempts = attempt
-            row.reason = reason
-            row.status = outcome
-            if outcome == "sent":
-                row.sent_at = now
-            elif outcome == "retrying":
-                delay = retry_delay(
-                    attempt, self._settings.retry_base_s, self._settings.retry_max_s, self._rng
+            for outcome in batch:
+                job = outcome.job
+                attempt = job.attempts + 1
+                if outcome.reason is None:
+                    status = "sent"
+                elif outcome.permanent or attempt >= self._settings.max_attempts:
+                    status = "dead"
+                else:
+                    status = "retrying"
+                values: dict[str, Any] = {
+                    "attempts": attempt,
+                    "reason": outcome.reason,
+                    "status": status,
+                }
+                if status == "sent":
+                    values["sent_at"] = now
+                elif status == "retrying":
+                    delay = retry_delay(
+                        attempt, self._settings.retry_base_s, self._settings.retry_max_s, self._rng
+                    )
+                    values["next_attempt_at"] = now + timedelta(seconds=delay)
+                session.execute(
+                    update(Delivery).where(Delivery.id == job.delivery_id).values(**values)
                 )
-                row.next_attempt_at = now + timedelta(seconds=delay)
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=job.delivery_id,
-                    number=attempt,
-                    at=now,
-                    outcome=outcome,
-                    reason=reason,
-                    duration_ms=round(duration_s * 1000, 3),
+                session.add(
+                    DeliveryAttempt(
+                        delivery_id=job.delivery_id,
+                        number=attempt,
+                        at=now,
+                        outcome=status,
+                        reason=outcome.reason,
+                        duration_ms=round(outcome.duration_s * 1000, 3),
+                    )
                 )
-            )
-        return outcome
+                statuses.append(status)
+        return statuses

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.events import REDIS_ERRORS
+from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Alert, Delivery
 from vigie_services.alerting.processing import due_reminders, utcnow
@@ -27,7 +28,9 @@ class Housekeeper:
         settings: AlertingSettings,
         metrics: AlertingMetrics,
         on_commit: Callable[[], None],
+        db: DatabaseThread,
     ) -> None:
+        self._db = db
         self._redis = client
         self._sessions = sessions
         self._settings = settings
@@ -69,9 +72,9 @@ class Housekeeper:
     async def run(self) -> None:
         while True:
             try:
-                if await asyncio.to_thread(self.remind):
+                if await self._db.call(self.remind):
                     self._on_commit()
-                await asyncio.to_thread(self._db_gauges)
+                await self._db.call(self._db_gauges)
                 await self._stream_gauges()
             except REDIS_ERRORS as exc:
                 log.debug("stream gauges unavailable: %s", exc)

@@ -44,6 +44,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@dataclass
+class Audience:
+    """Who may hear about transitions: loaded once per batch of events, not once per event."""
+
+    subscribers: list[Subscriber]
+    silences: list[Silence]
+
+    @classmethod
+    def load(cls, session: Session, now: datetime) -> Audience:
+        subscribers = session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))).all()
+        silences = session.scalars(
+            select(Silence).where(
+                Silence.expired_at.is_(None), Silence.ends_at > now, Silence.starts_at <= now
+            )
+        ).all()
+        return cls(list(subscribers), list(silences))
+
+
 @dataclass(frozen=True)
 class Applied:
     """What one level event did: ``outcome`` is applied, duplicate or stale."""
@@ -53,7 +71,12 @@ class Applied:
 
 
 def apply_event(
-    session: Session, event: LevelEvent, stream_id: str, now: datetime, public_url: str
+    session: Session,
+    event: LevelEvent,
+    stream_id: str,
+    now: datetime,
+    public_url: str,
+    audience: Audience | None = None,
 ) -> Applied:
     """Apply one level event; idempotent by ``event_id``."""
     if session.get(ProcessedEvent, event.event_id) is not None:
@@ -142,7 +165,7 @@ def apply_event(
     )
     session.add(transition)
     session.flush()
-    fan_out(session, alert, transition, now, public_url)
+    fan_out(session, alert, transition, now, public_url, audience)
     return Applied("applied", transition)
 
 
@@ -155,17 +178,22 @@ def _refresh(alert: Alert, event: LevelEvent) -> None:
 
 
 def fan_out(
-    session: Session, alert: Alert, transition: Transition, now: datetime, public_url: str
+    session: Session,
+    alert: Alert,
+    transition: Transition,
+    now: datetime,
+    public_url: str,
+    audience: Audience | None = None,
 ) -> int:
     """Create one delivery per interested subscriber; returns how many will be sent."""
+    audience = audience or Audience.load(session, now)
     kind = Kind(transition.kind)
     after = Level(transition.to_level)
     before = Level(transition.from_level) if transition.from_level else None
     level = relevant_level(kind, before, after, Level(alert.peak_level))
-    suppressed_by = _suppression(session, alert, after, level, now)
-    subscribers = session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))).all()
+    suppressed_by = _suppression(session, audience.silences, alert, after, level, now)
     to_send = 0
-    for sub in subscribers:
+    for sub in audience.subscribers:
         if not subscriber_wants(
             sub.services, sub.assets, Level(sub.min_level), alert.service, alert.asset_id, level
         ):
@@ -190,13 +218,13 @@ def fan_out(
 
 
 def _suppression(
-    session: Session, alert: Alert, after: Level, level: Level, now: datetime
+    session: Session,
+    silences: list[Silence],
+    alert: Alert,
+    after: Level,
+    level: Level,
+    now: datetime,
 ) -> str | None:
-    silences = session.scalars(
-        select(Silence).where(
-            Silence.expired_at.is_(None), Silence.ends_at > now, Silence.starts_at <= now
-        )
-    ).all()
     for s in silences:
         if silence_applies(
             s.service, s.asset_id, s.level, s.starts_at, s.ends_at, s.expired_at is not None,
@@ -258,6 +286,7 @@ def due_reminders(
         .with_for_update()
     ).all()
     made = []
+    audience = Audience.load(session, now) if alerts else None
     for alert in alerts:
         transition = Transition(
             alert_id=alert.id,
@@ -273,7 +302,7 @@ def due_reminders(
         session.add(transition)
         session.flush()
         alert.last_notified_at = now
-        fan_out(session, alert, transition, now, public_url)
+        fan_out(session, alert, transition, now, public_url, audience)
         made.append((alert, transition))
     return made
 

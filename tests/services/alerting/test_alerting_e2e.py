@@ -233,4 +233,4 @@ def test_kill_9_in_the_middle_of_a_burst(alerting: Alerting) -> None:
     )
     assert got == expected  # every transition of every asset, once, none lost, none invented
     # At-least-once at the edge: only a delivery in flight at the kill can arrive twice.
-    assert repeats <= 2 * 16
+    assert repeats <= 16  # channel_concurrency: claimed but not yet recorded at the kill
