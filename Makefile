@@ -7,7 +7,7 @@ VIGIE  := $(BIN)/vigie
 SERVICES ?= transformer-temperature
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps keys models run test test-fast lint fmt clean
+.PHONY: help setup system-deps keys models run test test-fast bench-alerting lint fmt clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,10 +29,10 @@ keys: $(BIN)/vigie  ## generate the dev RSA key pair and JWKS under var/keys (ke
 models: $(BIN)/vigie  ## train every model that is missing (needs the data directory)
 	@for s in $(SERVICES); do $(VIGIE) models has $$s || $(VIGIE) train $$s || exit 1; done
 
-run: setup models  ## set up, then run redis, auth and the services (Ctrl-C stops all)
+run: setup models  ## set up, then run redis, auth, alerting and the services (Ctrl-C stops all)
 	@mkdir -p var/redis
 	@echo "token for curl (1 h):"
-	@echo "  export TOKEN=$$($(VIGIE) token issue --sub dev --ttl 1h --scope '$(foreach s,$(SERVICES),predict:$(s) feedback:$(s))')"
+	@echo "  export TOKEN=$$($(VIGIE) token issue --sub dev --ttl 1h --scope '$(foreach s,$(SERVICES),predict:$(s) feedback:$(s)) alerts:read alerts:ack subscribers:admin')"
 	@echo "see README.md for a curl example; Ctrl-C stops everything"
 	$(BIN)/honcho start -f Procfile
 
@@ -45,6 +45,9 @@ test: setup  ## run the whole test suite (starts its own redis-server and servic
 
 test-fast: $(BIN)/vigie  ## unit tests only
 	$(BIN)/python -m pytest -m 'not integration and not realdata'
+
+bench-alerting: $(BIN)/vigie  ## latency from a level event to its webhook (1000 events, 100/s)
+	$(BIN)/python -m bench.alerting_latency --events 1000 --rate 100
 
 lint: $(BIN)/vigie  ## ruff and mypy
 	$(BIN)/ruff check .
