@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 # name (design.md section 1) -> "module:class"; imported lazily so the CLI starts fast.
 PREDICTION_SERVICES: dict[str, str] = {
+    "solar-flare": "vigie_services.solar_flare.service:SolarFlareService",
+    "gamma-classifier": "vigie_services.gamma_classifier.service:GammaClassifierService",
     "transformer-temperature": (
         "vigie_services.transformer_temperature.service:TransformerTemperatureService"
     ),

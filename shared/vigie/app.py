@@ -36,7 +36,7 @@ from vigie.idempotency import IdempotencyStore, StoredResponse
 from vigie.levels import Level
 from vigie.metrics import ServiceMetrics, install_metrics
 from vigie.modelstore import LoadedModel, ModelLoadError, ModelStore
-from vigie.service import PredictionService, Scored, StrictModel
+from vigie.service import BatchSummary, PredictionService, Scored, StrictModel
 from vigie.settings import VigieSettings
 from vigie.spool import Spool
 from vigie.storage import Observation, PredictionLog, PredictionRecord, make_engine
@@ -126,17 +126,26 @@ def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[ty
 
 
 def _level_event(
-    runtime: Runtime, asset_id: str, scored: list[Scored], version: str, request_id: str
+    runtime: Runtime,
+    asset_id: str,
+    scored: list[Scored],
+    summary: BatchSummary | None,
+    version: str,
+    request_id: str,
 ) -> LevelEvent:
     # The event describes the worst prediction of the call (the latest among equals), so its
-    # level is the response's level.
+    # level is the response's level; a batch summary, when given, explains it instead.
     worst = max(scored, key=lambda s: (s.level.rank, s.timestamp))
     d = worst.detail
+    observed_at = worst.timestamp
+    if summary is not None and summary.detail is not None:
+        d = summary.detail
+        observed_at = summary.timestamp or observed_at
     return LevelEvent.new(
         service=runtime.service.name,
         asset_id=asset_id,
         level=worst.level,
-        observed_at=worst.timestamp,
+        observed_at=observed_at,
         value=d.value,
         unit=d.unit,
         threshold=d.threshold,
@@ -289,9 +298,10 @@ def create_app(
         asset_id: str = body.asset_id
         scored = await run_in_threadpool(service.predict, asset_id, body.measurements)
         version = loaded.version
+        summary = service.summarize(asset_id, scored)
         items = [{"timestamp": s.timestamp, "level": s.level, **s.body} for s in scored]
         level = Level.highest(s.level for s in scored)
-        response = {
+        response: dict[str, Any] = {
             "service": name,
             "model_version": version,
             "asset_id": asset_id,
@@ -299,8 +309,10 @@ def create_app(
             "level": level,
             "predictions": items,
         }
+        if summary is not None:
+            response["summary"] = summary.body
         await runtime.publisher.publish(
-            _level_event(runtime, asset_id, scored, version, request_id)
+            _level_event(runtime, asset_id, scored, summary, version, request_id)
         )
         runtime.prediction_log.submit(
             [

@@ -78,6 +78,19 @@ class Scored:
     points: list[ForecastPoint] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a whole request says, beyond its items (e.g. a significance over a batch of events).
+
+    ``body`` goes into the response as ``summary``; ``detail`` (with ``timestamp``) describes the
+    level event instead of the worst item. Item levels still decide the response level, so a
+    service whose level belongs to the batch gives its items that level."""
+
+    body: dict[str, Any]
+    detail: LevelDetail | None = None
+    timestamp: datetime | None = None
+
+
 @dataclass
 class TrainedModel:
     model: Any
@@ -115,6 +128,10 @@ class PredictionService(ABC, Generic[M]):
     @abstractmethod
     def predict(self, asset_id: str, measurements: Sequence[M]) -> list[Scored]:
         """Score one asset's measurements. Raise ``Unprocessable`` for domain errors."""
+
+    def summarize(self, asset_id: str, scored: list[Scored]) -> BatchSummary | None:
+        """Optional batch-level result (see :class:`BatchSummary`); none by default."""
+        return None
 
     @abstractmethod
     def train(self, data_dir: Path, progress: Progress) -> TrainedModel:
