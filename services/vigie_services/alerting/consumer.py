@@ -153,6 +153,8 @@ class LevelConsumer:
         m.events.labels("invalid").inc(sum(event is None for _sid, event in entries))
         for event, result in done:
             m.events.labels(result.outcome).inc()
+            for channel in result.suppressed:
+                m.notifications.labels(channel, "suppressed").inc()
             t = result.transition
             if t is None:
                 continue

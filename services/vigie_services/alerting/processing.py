@@ -68,6 +68,7 @@ class Applied:
 
     outcome: str
     transition: Transition | None = None
+    suppressed: tuple[str, ...] = ()  # channels of the deliveries silenced or inhibited
 
 
 def apply_event(
@@ -165,8 +166,8 @@ def apply_event(
     )
     session.add(transition)
     session.flush()
-    fan_out(session, alert, transition, now, public_url, audience)
-    return Applied("applied", transition)
+    suppressed = fan_out(session, alert, transition, now, public_url, audience)
+    return Applied("applied", transition, tuple(suppressed))
 
 
 def _refresh(alert: Alert, event: LevelEvent) -> None:
@@ -184,15 +185,16 @@ def fan_out(
     now: datetime,
     public_url: str,
     audience: Audience | None = None,
-) -> int:
-    """Create one delivery per interested subscriber; returns how many will be sent."""
+) -> list[str]:
+    """Create one delivery per interested subscriber; returns the channels of those suppressed
+    (silenced or inhibited: recorded with the reason, not sent)."""
     audience = audience or Audience.load(session, now)
     kind = Kind(transition.kind)
     after = Level(transition.to_level)
     before = Level(transition.from_level) if transition.from_level else None
     level = relevant_level(kind, before, after, Level(alert.peak_level))
     suppressed_by = _suppression(session, audience.silences, alert, after, level, now)
-    to_send = 0
+    suppressed: list[str] = []
     for sub in audience.subscribers:
         if not subscriber_wants(
             sub.services, sub.assets, Level(sub.min_level), alert.service, alert.asset_id, level
@@ -213,8 +215,9 @@ def fan_out(
                 payload=notification_payload(alert, transition, sub.language, public_url),
             )
         )
-        to_send += suppressed_by is None
-    return to_send
+        if suppressed_by:
+            suppressed.append(sub.channel)
+    return suppressed
 
 
 def _suppression(

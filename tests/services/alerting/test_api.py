@@ -111,6 +111,11 @@ def test_silences_mute_then_expire(alerting: Alerting) -> None:
     )
     assert "filter swap" in muted["deliveries"][0]["reason"]
     with alerting.client() as c:
+        assert (
+            'vigie_notifications_total{channel="webhook",outcome="suppressed"} 1.0'
+            in c.get("/metrics").text
+        )
+    with alerting.client() as c:
         assert c.delete(f"/v1/silences/{silence['id']}").json()["active"] is False
         assert c.get("/v1/silences", params={"active": True}).json()["items"] == []
     alerting.publish(alerting.event("CRITIQUE"))
