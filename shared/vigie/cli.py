@@ -73,6 +73,9 @@ def train(
         except FileNotFoundError as exc:
             err.print(f"[red]{exc}[/red] (set VIGIE_DATA_DIR or --data-dir)")
             raise typer.Exit(1) from None
+        except ValueError as exc:  # data present but unusable: say why, no traceback
+            err.print(f"[red]cannot train {service} from {source}: {exc}[/red]")
+            raise typer.Exit(1) from None
     loaded = ModelStore(settings.models_dir).publish(service, trained.model, trained.card)
     err.print(
         f"[green]{service} {loaded.version}[/green] is current "
