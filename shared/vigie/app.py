@@ -74,10 +74,13 @@ class Runtime:
         try:
             loaded = self.store.load_current(name)
             self.service.bind(loaded)
-        except ModelLoadError as exc:
+        except Exception as exc:
+            # A verified artifact the service cannot use (or a bug in bind) must leave the
+            # service unready with the reason, not kill every worker in a restart loop.
             self.model_error = str(exc)
             self.metrics.model_ready.labels(name).set(0)
-            log.error("model for %s NOT loaded, readyz answers 503: %s", name, exc)
+            log.error("model for %s NOT loaded, readyz answers 503: %s", name, exc,
+                      exc_info=not isinstance(exc, ModelLoadError))  # fmt: skip
             return
         self.model_error = None
         card = loaded.card
@@ -357,6 +360,14 @@ def create_app(
                             f"must be one of {sorted(known_targets)}",
                             "value_error",
                         )
+                    ],
+                )
+            problem = service.target.problem(obs.value)
+            if problem is not None:
+                raise Unprocessable(
+                    f"observations.{i}.value: {problem}",
+                    details=[
+                        field_error(("body", "observations", i, "value"), problem, "value_error")
                     ],
                 )
         observations = [

@@ -54,6 +54,16 @@ class Target:
     name: str
     unit: str
     description: str = ""
+    allowed: frozenset[float] | None = None  # e.g. {0, 1} for an observed outcome
+    bounds: tuple[float, float] | None = None  # inclusive physical range of an observed value
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` cannot be an observation of this target, or ``None``."""
+        if self.allowed is not None and value not in self.allowed:
+            return f"must be one of {sorted(self.allowed)}"
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            return f"must be within [{self.bounds[0]}, {self.bounds[1]}] {self.unit}"
+        return None
 
 
 @dataclass(frozen=True)

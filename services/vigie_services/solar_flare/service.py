@@ -301,6 +301,7 @@ class SolarFlareService(PredictionService[FlareDay]):
         sm.TARGETS["m"],
         "0/1",
         "1 if at least one flare >=M1.0 peaked on day d+1 (timestamp 00:00Z of d+1), else 0",
+        allowed=frozenset({0.0, 1.0}),
     )
 
     def __init__(self, settings: Any) -> None:

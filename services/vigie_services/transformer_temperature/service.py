@@ -114,7 +114,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
     description = __doc__ or ""
     Measurement = TransformerMeasurement
     Prediction = OilTemperaturePrediction
-    target = Target("OT", "°C", "top-oil temperature")
+    target = Target("OT", "°C", "top-oil temperature", bounds=(-60.0, 200.0))
 
     history_hours = fc.HISTORY_HOURS
     horizons = fc.HORIZONS

@@ -396,3 +396,14 @@ def test_feedback_is_matched_and_updates_live_mae(served: Env) -> None:
     assert metric(text, "vigie_feedback_abs_error_total", asset=asset, horizon="h1") >= 2.5 - 1e-6
     assert metric(text, "vigie_live_mae", asset=asset, horizon="h1") > 0
     assert bad.status_code == 422
+    with served.client() as c:
+        hot = c.post(
+            "/v1/feedback",
+            json={
+                "asset_id": asset,
+                "observations": [{"timestamp": h1["target_time"], "value": 900}],
+            },
+            headers=served.headers(),
+        )
+    assert hot.status_code == 422
+    assert hot.json()["error"]["details"][0]["field"] == "body.observations.0.value"
