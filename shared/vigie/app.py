@@ -39,6 +39,7 @@ from vigie.modelstore import LoadedModel, ModelLoadError, ModelStore
 from vigie.service import BatchSummary, PredictionService, Scored, StrictModel
 from vigie.settings import VigieSettings
 from vigie.spool import Spool
+from vigie.state import AssetStateStore
 from vigie.storage import Observation, PredictionLog, PredictionRecord, make_engine
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def create_app(
             flush_interval_s=settings.outbox_flush_interval_s,
         )
         rt.idempotency = IdempotencyStore(name, redis_async, spool, settings.idempotency_ttl_s)
+        service.state = AssetStateStore(redis_sync, name)
         rt.prediction_log = PredictionLog(
             make_engine(settings.database_url_for(name)),
             name,
@@ -378,6 +380,11 @@ def create_app(
         results = await run_in_threadpool(
             log_.record_observations, body.asset_id, observations, principal.sub
         )
+        try:
+            await run_in_threadpool(service.learn, body.asset_id, results)
+        except Exception:
+            # The observations are stored; learning from them is best effort (logged).
+            log.exception("%s could not learn from feedback for %s", name, body.asset_id)
         live = await run_in_threadpool(log_.live_mae, body.asset_id)
         return {
             "asset_id": body.asset_id,

@@ -30,7 +30,8 @@ from vigie.errors import ConfigError
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel
 from vigie.settings import VigieSettings
-from vigie.storage import ForecastPoint
+from vigie.state import AssetStateStore
+from vigie.storage import ForecastPoint, MatchResult
 
 Progress = Callable[[str], None]
 
@@ -124,6 +125,8 @@ class PredictionService(ABC, Generic[M]):
         self.settings = settings
         self.asset_config: dict[str, Any] = load_asset_config(settings, self.name)
         self.loaded: LoadedModel | None = None
+        # Per-asset state shared by all workers (set by the runtime when the app starts).
+        self.state: AssetStateStore | None = None
 
     def bind(self, loaded: LoadedModel) -> None:
         """Attach a verified model; override to precompute what every request would redo."""
@@ -138,6 +141,10 @@ class PredictionService(ABC, Generic[M]):
     @abstractmethod
     def predict(self, asset_id: str, measurements: Sequence[M]) -> list[Scored]:
         """Score one asset's measurements. Raise ``Unprocessable`` for domain errors."""
+
+    def learn(self, asset_id: str, matches: list[MatchResult]) -> None:
+        """Called after observed values were stored (``POST /v1/feedback``), with what each was
+        matched to; override to learn online (e.g. recalibrate). Runs off the event loop."""
 
     def summarize(self, asset_id: str, scored: list[Scored]) -> BatchSummary | None:
         """Optional batch-level result (see :class:`BatchSummary`); none by default."""

@@ -133,6 +133,9 @@ class MatchResult:
     timestamp: datetime
     target: str
     matched: int
+    value: float = 0.0
+    # The stored prediction items this observation was matched to (what the service answered).
+    predictions: tuple[dict[str, Any], ...] = ()
 
 
 def _json(value: Any) -> str:
@@ -332,10 +335,18 @@ class PredictionLog:
                 )
                 rows = conn.execute(
                     select(
-                        ForecastPointRow.id, ForecastPointRow.horizon, ForecastPointRow.predicted
-                    ).where(*match)
+                        ForecastPointRow.id,
+                        ForecastPointRow.horizon,
+                        ForecastPointRow.predicted,
+                        PredictionRow.prediction,
+                    )
+                    .join(
+                        PredictionRow,
+                        PredictionRow.prediction_id == ForecastPointRow.prediction_id,
+                    )
+                    .where(*match)
                 ).all()
-                for point_id, horizon, predicted in rows:
+                for point_id, horizon, predicted, _prediction in rows:
                     err = abs(obs.value - predicted)
                     conn.execute(
                         update(ForecastPointRow)
@@ -360,7 +371,12 @@ class PredictionLog:
                         }
                     ],
                 )
-                results.append(MatchResult(obs.timestamp, obs.target, len(rows)))
+                results.append(
+                    MatchResult(
+                        obs.timestamp, obs.target, len(rows), obs.value,
+                        tuple(r[3] for r in rows),
+                    )
+                )  # fmt: skip
             for horizon in touched:
                 mae = self._recent_mae(conn, asset_id, horizon)
                 if mae is not None:
