@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 PREDICTION_SERVICES: dict[str, str] = {
     "solar-flare": "vigie_services.solar_flare.service:SolarFlareService",
     "gamma-classifier": "vigie_services.gamma_classifier.service:GammaClassifierService",
+    "turbine-nox": "vigie_services.turbine_nox.service:TurbineNoxService",
+    "energy-anomaly": "vigie_services.energy_anomaly.service:EnergyAnomalyService",
     "transformer-temperature": (
         "vigie_services.transformer_temperature.service:TransformerTemperatureService"
     ),

@@ -422,6 +422,19 @@ def create_app(
             "next_cursor": rows[-1]["cursor"] if len(rows) == limit else None,
         }
 
+    for resource, produce in service.resources().items():
+
+        def make(produce: Callable[[], dict[str, Any]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+            async def read_resource(
+                _principal: Annotated[Principal, Depends(auth.requires(predict_scope))],
+            ) -> dict[str, Any]:
+                runtime.loaded_model()
+                return await run_in_threadpool(produce)
+
+            return read_resource
+
+        app.get(f"/v1/{resource}", summary=f"{resource} of the model in service")(make(produce))
+
     @app.get("/healthz", summary="Process alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

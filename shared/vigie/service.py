@@ -146,6 +146,11 @@ class PredictionService(ABC, Generic[M]):
         """Called after observed values were stored (``POST /v1/feedback``), with what each was
         matched to; override to learn online (e.g. recalibrate). Runs off the event loop."""
 
+    def resources(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        """Read-only results of the model in service, each served at ``GET /v1/<name>`` with the
+        predict scope (e.g. ``{"clusters": self.clusters}``). Names are fixed by the class."""
+        return {}
+
     def summarize(self, asset_id: str, scored: list[Scored]) -> BatchSummary | None:
         """Optional batch-level result (see :class:`BatchSummary`); none by default."""
         return None
