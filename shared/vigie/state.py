@@ -3,8 +3,9 @@
 For what a service learns while it runs, e.g. the online correction of an emissions model
 recalibrated against analyser values. Values are JSON objects under
 ``vigie:state:<service>:<asset_id>``; updates are read-modify-write transactions (``WATCH``), so two
-workers learning at once do not overwrite each other. When Redis is unreachable, reads return
-``None`` (the service falls back to what it knows without the state) and updates raise.
+workers learning at once do not overwrite each other. When Redis is unreachable, reads and
+updates raise :class:`StateUnavailable`, so a service can tell "nothing learned yet" (``None``)
+from "cannot know now" and say which one it served.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 State = dict[str, Any]
 
 
+class StateUnavailable(Exception):
+    """Redis could not be reached; the message says why."""
+
+
 class AssetStateStore:
     def __init__(self, client: redis.Redis, service: str) -> None:
         self._redis = client
@@ -30,11 +35,12 @@ class AssetStateStore:
         return self._prefix + asset_id
 
     def get(self, asset_id: str) -> State | None:
+        """The state of ``asset_id``; ``None`` when nothing was stored yet."""
         try:
             raw = self._redis.get(self.key(asset_id))
         except (redis.RedisError, OSError) as exc:
-            log.warning("state of %s unavailable (redis: %s); serving without it", asset_id, exc)
-            return None
+            log.warning("state of %s unavailable (redis: %s)", asset_id, exc)
+            raise StateUnavailable(str(exc)) from exc
         return None if raw is None else dict(orjson.loads(raw))
 
     def update(self, asset_id: str, change: Callable[[State | None], State]) -> State:
@@ -49,5 +55,8 @@ class AssetStateStore:
             pipe.multi()
             pipe.set(key, orjson.dumps(result))
 
-        self._redis.transaction(transaction, key)
+        try:
+            self._redis.transaction(transaction, key)
+        except (redis.RedisError, OSError) as exc:
+            raise StateUnavailable(str(exc)) from exc
         return result

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.support.servers import RedisServer
-from vigie.state import AssetStateStore
+from vigie.state import AssetStateStore, StateUnavailable
 
 
 def test_get_update_and_isolation_between_assets(redis_server: RedisServer) -> None:
@@ -33,8 +35,11 @@ def test_concurrent_updates_are_not_lost(redis_server: RedisServer) -> None:
     assert store.get("A") == {"n": 200}  # WATCH/MULTI: no update overwrote another
 
 
-def test_unreachable_redis_reads_as_no_state(redis_server: RedisServer) -> None:
+def test_unreachable_redis_is_not_mistaken_for_no_state(redis_server: RedisServer) -> None:
     store = AssetStateStore(redis_server.client(), "svc")
     store.update("A", lambda s: {"n": 1})
     redis_server.stop()
-    assert store.get("A") is None
+    with pytest.raises(StateUnavailable):
+        store.get("A")
+    with pytest.raises(StateUnavailable):
+        store.update("A", lambda s: {"n": 2})

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 from pydantic import BaseModel, Field, ValidationError
 
 from vigie.errors import ConfigError
@@ -60,6 +59,7 @@ from vigie.service import (
     Target,
     TrainedModel,
 )
+from vigie.state import StateUnavailable
 from vigie.storage import ForecastPoint, MatchResult
 from vigie_services.turbine_nox import pems
 
@@ -214,12 +214,9 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         store = self.state
         if store is None:
             return None, False
-        client = getattr(store, "_redis", None)  # get() hides an outage; see the closing note
         try:
-            if client is not None:
-                client.ping()
             state = store.get(asset_id)
-        except (redis.RedisError, OSError):
+        except StateUnavailable:
             return None, False
         if state is None or state.get("model_version") != self.model.version:
             return None, True  # nothing learned for this model yet
@@ -280,7 +277,7 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
                     asset_id, lambda s: counts.update(self._learn_rows(s, x, static, observed))
                 )
                 learning = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            except (redis.RedisError, OSError) as exc:
+            except StateUnavailable as exc:
                 log.warning("turbine-nox: correction of %s not updated: %s", asset_id, exc)
                 learning = "not learned: correction state unavailable"
         calibration = self._calibration(state, available, corrected, static, learning)
