@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 VIGIE  := $(BIN)/vigie
 # Services that `make run` starts (the rest of the fleet joins as it is built).
-SERVICES ?= solar-flare gamma-classifier transformer-temperature
+SERVICES ?= solar-flare gamma-classifier transformer-temperature turbine-nox energy-anomaly
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps keys models run test test-fast bench-alerting lint fmt clean
