@@ -29,7 +29,7 @@ app.add_typer(clients_app, name="clients")
 models_app = typer.Typer(help="Inspect the models in service.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never break a path or a version across lines
 
 ServiceArg = Annotated[str, typer.Argument(help="service name, e.g. transformer-temperature")]
 

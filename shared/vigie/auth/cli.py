@@ -32,7 +32,8 @@ keys_app = typer.Typer(help="Manage the dev signing keys (RS256) that tokens are
 token_app = typer.Typer(help="Issue access tokens directly (without the auth service).")
 clients_app = typer.Typer(help="Register the OAuth2 clients allowed to get tokens from auth.")
 
-_err = Console(stderr=True)
+# soft_wrap: paths, ids and secrets must never be broken across lines (people copy them).
+_err = Console(stderr=True, soft_wrap=True)
 
 KeysDirOption = Annotated[
     Path | None,

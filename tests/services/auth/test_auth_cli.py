@@ -49,6 +49,14 @@ def test_sub_apps_have_help() -> None:
         assert name in result.stdout
 
 
+def test_keys_init_prints_long_paths_unbroken(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 4, "keys")
+    result = runner.invoke(main_app(), ["keys", "init", "--keys-dir", str(deep)])
+    assert result.exit_code == 0, result.output
+    assert str(deep / "private.pem") in result.stderr.splitlines()[1]  # one line, copyable
+    assert str(deep / "jwks.json") in result.stderr.splitlines()[2]
+
+
 def test_keys_init_is_idempotent(env: Path) -> None:
     first = runner.invoke(main_app(), ["keys", "init"])
     assert first.exit_code == 0, first.output
