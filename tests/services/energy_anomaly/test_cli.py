@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import real_data_dir
-from tests.services.energy_anomaly.conftest import SERVICE, vigie
+from tests.services.energy_anomaly.conftest import SERVICE
 from tests.services.energy_anomaly.synthetic import gas_frame
+from tests.support.serving import vigie
 from vigie_services.energy_anomaly import data as dt
 
 FORECAST_KEYS = {"forecast_mae", "forecast_rmse", "forecast_r2", "forecast_mape"}

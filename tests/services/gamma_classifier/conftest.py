@@ -8,24 +8,19 @@ thresholds exactly on the significance of designed batches.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import joblib
 import numpy as np
 import pytest
 
 from tests.services.gamma_classifier.synthetic import COLUMNS, gamma_frame, write_gamma_data
-from tests.support.servers import RedisServer, ServiceProcess
-from vigie.auth.keys import init_keys, issue_token, load_signing_key
+from tests.support.servers import RedisServer
+from tests.support.serving import Served, make_served, serve, train_synthetic
 from vigie.modelstore import ModelCard, ModelStore
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.significance import li_ma_significance
@@ -36,49 +31,17 @@ HADRONS_IN_BOUNDARY_BATCH = 100
 STRICT_FPR = 0.01
 
 
-@dataclass
-class Env:
-    """Everything a test needs to talk to one running service."""
-
-    root: Path
-    env: dict[str, str]
-    redis: RedisServer
-    service: ServiceProcess | None = None
-
-    def token(
-        self, scopes: str = f"predict:{SERVICE} feedback:{SERVICE}", sub: str = "telescope"
-    ) -> str:
-        key = load_signing_key(self.root / "keys")
-        return issue_token(key, sub=sub, scopes=scopes.split(), ttl_s=600)
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}", **extra}
-
-    def client(self) -> httpx.Client:
-        assert self.service is not None
-        return httpx.Client(base_url=self.service.url, timeout=30)
-
-
-def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigie", *args], env=env, capture_output=True, text=True, check=False
-    )
+Env = Served
 
 
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models dir holding a gamma-classifier model trained on synthetic data."""
-    root = tmp_path_factory.mktemp("gamma-trained")
-    data = write_gamma_data(root / "data", n=3000, seed=0)
-    env = {
-        **os.environ,
-        "VIGIE_DATA_DIR": str(data),
-        "VIGIE_MODELS_DIR": str(root / "models"),
-        "VIGIE_VAR_DIR": str(root / "var"),
-    }
-    done = vigie(env, "train", SERVICE)
-    assert done.returncode == 0, done.stderr
-    return root / "models"
+    return train_synthetic(
+        tmp_path_factory.mktemp("gamma-trained"),
+        SERVICE,
+        lambda d: write_gamma_data(d, n=3000, seed=0),
+    )
 
 
 @dataclass
@@ -164,22 +127,10 @@ def asset_config(boundary: Boundary) -> dict[str, dict[str, Any]]:
 
 
 def make_env(root: Path, models: Path, redis: RedisServer, config: dict[str, Any]) -> Env:
-    keys = root / "keys"
-    init_keys(keys)
-    config_path = root / "assets.json"
-    config_path.write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "VIGIE_MODELS_DIR": str(models),
-        "VIGIE_VAR_DIR": str(root / "var"),
-        "VIGIE_KEYS_DIR": str(keys),
-        "VIGIE_REDIS_URL": redis.url,
-        "VIGIE_MAX_BATCH": str(MAX_BATCH),
-        "VIGIE_ASSET_CONFIG": str(config_path),
-        "VIGIE_PREDICTION_LOG_FLUSH_S": "0.1",
-        "VIGIE_OUTBOX_FLUSH_INTERVAL_S": "0.1",
-    }
-    return Env(root=root, env=env, redis=redis)
+    return make_served(
+        SERVICE, root, models, redis, sub="telescope", max_batch=MAX_BATCH,
+        asset_config=config[SERVICE],
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -188,14 +139,11 @@ def served(
 ) -> Iterator[Env]:
     """One running service (2 gunicorn workers) shared by a test module."""
     root = tmp_path_factory.mktemp("gamma-served")
-    redis = RedisServer(root / "redis").start()
-    env = make_env(root, trained_models, redis, asset_config(boundary))
-    env.service = ServiceProcess(SERVICE, env.env, root / "service.log").start()
-    try:
-        yield env
-    finally:
-        env.service.stop()
-        redis.stop()
+    with serve(
+        SERVICE, root, trained_models, sub="telescope", max_batch=MAX_BATCH,
+        asset_config=asset_config(boundary)[SERVICE],
+    ) as running:  # fmt: skip
+        yield running
 
 
 def as_values(rows: list[dict[str, Any]]) -> np.ndarray:

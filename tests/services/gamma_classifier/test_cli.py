@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from tests.conftest import real_data_dir
-from tests.services.gamma_classifier.conftest import SERVICE, make_env, vigie
+from tests.services.gamma_classifier.conftest import SERVICE, make_env
 from tests.services.gamma_classifier.synthetic import gamma_frame
 from tests.support.servers import RedisServer, ServiceProcess
+from tests.support.serving import vigie
 from vigie_services.gamma_classifier import classifier as clf
 
 DESIGN_KEYS = {"accuracy", "f1", "roc_auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.05", "tpr_at_fpr_0.1"}

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import real_data_dir
-from tests.services.solar_flare.conftest import SERVICE, simulation, vigie
+from tests.services.solar_flare.conftest import SERVICE, simulation
 from tests.services.solar_flare.synthetic import simulate, to_csv
+from tests.support.serving import vigie
 from vigie.errors import ConfigError, Unprocessable
 from vigie.levels import Level
 from vigie.modelstore import ModelStore

@@ -6,97 +6,38 @@ tests need neither the real data set nor a model prepared beforehand.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.servers import RedisServer, ServiceProcess
+from tests.support.servers import RedisServer
+from tests.support.serving import Served, make_served, serve, train_synthetic, vigie
 from tests.support.synthetic import write_transformer_data
-from vigie.auth.keys import init_keys, issue_token, load_signing_key
 
 SERVICE = "transformer-temperature"
 MAX_BATCH = 300
 
-
-@dataclass
-class Env:
-    """Everything a test needs to talk to one running service."""
-
-    root: Path
-    env: dict[str, str]
-    redis: RedisServer
-    service: ServiceProcess | None = None
-
-    def token(
-        self, scopes: str = f"predict:{SERVICE} feedback:{SERVICE}", sub: str = "scada"
-    ) -> str:
-        key = load_signing_key(self.root / "keys")
-        return issue_token(key, sub=sub, scopes=scopes.split(), ttl_s=600)
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}", **extra}
-
-    def client(self) -> httpx.Client:
-        assert self.service is not None
-        return httpx.Client(base_url=self.service.url, timeout=30)
-
-
-def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigie", *args], env=env, capture_output=True, text=True, check=False
-    )
+Env = Served
+__all__ = ["MAX_BATCH", "SERVICE", "Env", "make_env", "vigie"]
 
 
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models dir holding a transformer-temperature model trained on synthetic data."""
-    import os
-
-    root = tmp_path_factory.mktemp("trained")
-    data = write_transformer_data(root / "data", hours=900)
-    env = {
-        **os.environ,
-        "VIGIE_DATA_DIR": str(data),
-        "VIGIE_MODELS_DIR": str(root / "models"),
-        "VIGIE_VAR_DIR": str(root / "var"),
-    }
-    done = vigie(env, "train", SERVICE)
-    assert done.returncode == 0, done.stderr
-    return root / "models"
+    return train_synthetic(
+        tmp_path_factory.mktemp("trained"), SERVICE, lambda d: write_transformer_data(d, hours=900)
+    )
 
 
 def make_env(root: Path, models: Path, redis: RedisServer) -> Env:
-    import os
-
-    keys = root / "keys"
-    init_keys(keys)
-    env = {
-        **os.environ,
-        "VIGIE_MODELS_DIR": str(models),
-        "VIGIE_VAR_DIR": str(root / "var"),
-        "VIGIE_KEYS_DIR": str(keys),
-        "VIGIE_REDIS_URL": redis.url,
-        "VIGIE_MAX_BATCH": str(MAX_BATCH),
-        "VIGIE_PREDICTION_LOG_FLUSH_S": "0.1",
-        "VIGIE_OUTBOX_FLUSH_INTERVAL_S": "0.1",
-    }
-    return Env(root=root, env=env, redis=redis)
+    return make_served(SERVICE, root, models, redis, sub="scada", max_batch=MAX_BATCH)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Iterator[Env]:
     """One running service (2 gunicorn workers) shared by a test module."""
-    root = tmp_path_factory.mktemp("served")
-    redis = RedisServer(root / "redis").start()
-    env = make_env(root, trained_models, redis)
-    env.service = ServiceProcess(SERVICE, env.env, root / "service.log").start()
-    try:
-        yield env
-    finally:
-        env.service.stop()
-        redis.stop()
+    with serve(
+        SERVICE, tmp_path_factory.mktemp("served"), trained_models, sub="scada", max_batch=MAX_BATCH
+    ) as running:
+        yield running

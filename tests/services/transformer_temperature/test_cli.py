@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import real_data_dir
-from tests.services.transformer_temperature.conftest import SERVICE, vigie
+from tests.services.transformer_temperature.conftest import SERVICE
+from tests.support.serving import vigie
 from tests.support.synthetic import transformer_frame
 
 HORIZON_KEYS = {"mae", "rmse", "r2", "persistence_mae"}

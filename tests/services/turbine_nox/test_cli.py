@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import real_data_dir
-from tests.services.turbine_nox.conftest import SERVICE, vigie
+from tests.services.turbine_nox.conftest import SERVICE
 from tests.services.turbine_nox.synthetic import turbine_frame
+from tests.support.serving import vigie
 
 KEYS = {"nox_mae", "nox_rmse", "nox_r2", "co_mae", "co_r2"}
 
