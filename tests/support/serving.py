@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.support.servers import RedisServer, ServiceProcess
+from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
 
 
@@ -41,6 +42,20 @@ class Served:
     def client(self) -> httpx.Client:
         assert self.service is not None
         return httpx.Client(base_url=self.service.url, timeout=30)
+
+    def assert_bad_tokens_refused(self, body: Any) -> None:
+        """Every forged token (expired, wrong key, alg none, HS256 with the public key, ...) gets
+        a 401 in the envelope with its reason. Each carries the right scope, so the refusal can
+        only come from its one flaw."""
+        forge = TokenForge(self.root / "keys")
+        with self.client() as c:
+            for kind in BAD_TOKEN_KINDS:
+                token = forge.forge(kind, scopes=[f"predict:{self.name}"])
+                r = c.post("/v1/predict", json=body, headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 401, (kind, r.text)
+                err = r.json()["error"]
+                assert err["code"] == "unauthorized", kind
+                assert EXPECTED_MESSAGES[kind] in err["message"], (kind, err)
 
 
 def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

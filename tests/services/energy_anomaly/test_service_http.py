@@ -11,7 +11,6 @@ import pytest
 
 from tests.services.energy_anomaly.anomalies import HISTORY, KINDS, SERIES, request, with_anomaly
 from tests.services.energy_anomaly.conftest import SERVICE, Env
-from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge
 from vigie_services.energy_anomaly import model as md
 from vigie_services.energy_anomaly.service import DayMeasurement, EnergyAnomalyService
 
@@ -148,13 +147,7 @@ def test_no_token_is_401(served: Env) -> None:
 
 
 def test_bad_tokens_are_401(served: Env) -> None:
-    forge = TokenForge(served.root / "keys")
-    with served.client() as c:
-        for kind in BAD_TOKEN_KINDS:
-            token = forge.forge(kind, scopes=[f"predict:{SERVICE}"])
-            r = c.post("/v1/predict", json=request(), headers={"Authorization": f"Bearer {token}"})
-            assert r.status_code == 401, (kind, r.text)
-            assert EXPECTED_MESSAGES[kind] in r.json()["error"]["message"], kind
+    served.assert_bad_tokens_refused(request())
 
 
 def test_missing_scope_is_403(served: Env) -> None:
