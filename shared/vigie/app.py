@@ -34,6 +34,7 @@ from vigie.events import LevelEvent, LevelPublisher
 from vigie.http import JSONResponse
 from vigie.idempotency import IdempotencyStore, StoredResponse
 from vigie.levels import Level
+from vigie.logs import configure_logging, current_request_id, install_request_context
 from vigie.metrics import ServiceMetrics, install_metrics
 from vigie.modelstore import LoadedModel, ModelLoadError, ModelStore
 from vigie.service import BatchSummary, PredictionService, Scored, StrictModel
@@ -105,14 +106,13 @@ class FeedbackRequest(StrictModel):
 
 def _request_models(service: PredictionService[Any], max_batch: int) -> tuple[type, type]:
     measurement = service.Measurement
+    # A type built at run time: Any for the checker, a real annotation for pydantic.
+    batch: Any = Annotated[list[measurement], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
     predict_request = create_model(
         f"{measurement.__name__}Batch",
         __base__=StrictModel,
         asset_id=(AssetId, ...),
-        measurements=(
-            Annotated[list[measurement], Field(min_length=1, max_length=max_batch)],  # type: ignore[valid-type]
-            ...,
-        ),
+        measurements=(batch, ...),
     )
 
     prediction_item = service.Prediction
@@ -255,10 +255,7 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
-
-    def request_id_of(request: Request) -> str:
-        rid = request.headers.get("x-request-id", "")
-        return rid if 0 < len(rid) <= 64 and rid.isprintable() else uuid.uuid4().hex
+    install_request_context(app, settings)
 
     @app.post(
         "/v1/predict",
@@ -272,7 +269,8 @@ def create_app(
     ) -> Response:
         loaded = runtime.loaded_model()
         assert runtime.idempotency and runtime.publisher and runtime.prediction_log
-        request_id = request_id_of(request)
+        # RequestContext's id: the one of the access line and of the X-Request-ID it answers.
+        request_id = current_request_id() or uuid.uuid4().hex
         claim = None
         idem_key = request.headers.get("idempotency-key")
         if idem_key is not None:
@@ -283,7 +281,7 @@ def create_app(
                     outcome.body,
                     status_code=outcome.status,
                     media_type="application/json",
-                    headers={"Idempotent-Replayed": "true", "X-Request-ID": request_id},
+                    headers={"Idempotent-Replayed": "true"},
                 )
             claim = outcome
         try:
@@ -294,9 +292,7 @@ def create_app(
             raise
         if claim is not None:
             await runtime.idempotency.complete(claim, 200, payload)
-        return Response(
-            payload, media_type="application/json", headers={"X-Request-ID": request_id}
-        )
+        return Response(payload, media_type="application/json")
 
     async def _predict(body: Any, loaded: LoadedModel, request_id: str) -> bytes:
         assert runtime.publisher and runtime.prediction_log
@@ -452,5 +448,5 @@ def app_for(service_name: str, settings: VigieSettings | None = None) -> FastAPI
     from vigie_services import load_service
 
     settings = settings or VigieSettings()
-    settings.configure_logging()
+    configure_logging(settings, service_name)
     return create_app(load_service(service_name)(settings), settings)

@@ -7,12 +7,13 @@ the first request.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigie import logs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,10 @@ class VigieSettings(BaseSettings):
     token_ttl_s: Annotated[int, Field(gt=0, le=86_400)] = 3600
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="stderr log lines: JSON objects, or plain text for humans"
+    )
+    access_log: bool = Field(default=True, description="one log line per HTTP request")
 
     max_batch: Annotated[int, Field(ge=1, le=100_000)] = 5000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
@@ -71,6 +76,11 @@ class VigieSettings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("redis_url")
     @classmethod
@@ -98,8 +108,6 @@ class VigieSettings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.var_dir / (service + '.db')}"
 
-    def configure_logging(self) -> None:
-        logging.basicConfig(
-            level=self.log_level,
-            format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-        )
+    def configure_logging(self, service: str | None = None) -> None:
+        """See :func:`vigie.logs.configure_logging`."""
+        logs.configure_logging(self, service)

@@ -25,6 +25,7 @@ from vigie.auth.verify import Authenticator
 from vigie.errors import ServiceUnavailable, install_error_handlers
 from vigie.events import REDIS_ERRORS
 from vigie.http import JSONResponse
+from vigie.logs import install_request_context
 from vigie.metrics import install_metrics
 from vigie_services.alerting.alert_events import AlertEventPublisher
 from vigie_services.alerting.api import build_router
@@ -117,6 +118,7 @@ def create_app(
     )
     metrics = AlertingMetrics(install_metrics(app, SERVICE).registry)
     install_error_handlers(app)
+    install_request_context(app, settings)
     app.include_router(
         build_router(sessions, auth, lambda: parts.notifiers, settings.public_url, parts.wake, db)
     )

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from vigie.auth.keys import issue_token, parse_scopes
 from vigie.errors import ConfigError, ServiceUnavailable, install_error_handlers
 from vigie.http import JSONResponse
+from vigie.logs import install_request_context
 from vigie.metrics import install_metrics
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
@@ -161,6 +162,7 @@ def create_app(settings: VigieSettings | None = None) -> FastAPI:
     app.state.auth = service
     install_error_handlers(app)
     install_metrics(app, service=SERVICE)
+    install_request_context(app, settings)
 
     @app.post("/token", summary="Issue an access token (OAuth2 client credentials)")
     async def token(
