@@ -18,7 +18,7 @@ $(BIN)/vigie: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-system-deps:  ## install redis-server if missing (as root with apt), or say what to install
+system-deps:  ## install redis-server and nginx if missing (as root with apt), or say what to install
 	@scripts/ensure-system-deps
 
 setup: system-deps $(BIN)/vigie keys  ## create .venv, install Vigie and its tools, make dev keys
@@ -29,12 +29,8 @@ keys: $(BIN)/vigie  ## generate the dev RSA key pair and JWKS under var/keys (ke
 models: $(BIN)/vigie  ## train every model that is missing (needs the data directory)
 	@for s in $(SERVICES); do $(VIGIE) models has $$s || $(VIGIE) train $$s || exit 1; done
 
-run: setup models  ## set up, then run redis, auth, alerting and the services (Ctrl-C stops all)
-	@mkdir -p var/redis
-	@echo "token for curl (1 h):"
-	@echo "  export TOKEN=$$($(VIGIE) token issue --sub dev --ttl 1h --scope '$(foreach s,$(SERVICES),predict:$(s) feedback:$(s)) alerts:read alerts:ack subscribers:admin')"
-	@echo "see README.md for a curl example; Ctrl-C stops everything"
-	$(BIN)/honcho start -f Procfile
+run: setup  ## set up, train missing models, run the whole fleet behind the gateway (Ctrl-C stops all)
+	$(VIGIE) fleet run
 
 test: setup  ## run the whole test suite (starts its own redis-server and services on free ports)
 	@# PostgreSQL cases need a server: scripts/test-postgres starts one (as root) and prints its URL.

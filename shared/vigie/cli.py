@@ -15,6 +15,7 @@ from rich.console import Console
 from vigie.auth.cli import clients_app, keys_app, token_app
 from vigie.errors import ConfigError
 from vigie.fleet import PORTS, SINGLE_WORKER, app_spec
+from vigie.fleet_cli import fleet_app
 from vigie.modelstore import ModelLoadError, ModelStore
 from vigie.settings import VigieSettings
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
 app.add_typer(clients_app, name="clients")
+app.add_typer(fleet_app, name="fleet")
 models_app = typer.Typer(help="Inspect the models in service.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

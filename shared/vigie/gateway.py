@@ -1,0 +1,128 @@
+"""The nginx gateway: its configuration, rendered from ``nginx/nginx.conf.j2``, and its command.
+
+nginx runs with a prefix directory of its own under ``<var>/nginx/`` (config, pid, temp files,
+JSON access log), so several fleets (tests) can run side by side without touching ``/etc``.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from vigie.errors import ConfigError
+from vigie.fleet import FleetSettings
+from vigie.settings import REPO_ROOT
+from vigie.tls import TlsFiles
+
+TEMPLATE_DIR = REPO_ROOT / "nginx"
+TEMPLATE = "nginx.conf.j2"
+ACCESS_LOG = "logs/access.json"
+
+
+@dataclass(frozen=True)
+class Route:
+    """``/<name>/...`` on the gateway goes to ``http://host:port/...``."""
+
+    name: str
+    host: str
+    port: int
+
+    @property
+    def upstream(self) -> str:
+        return "vigie_" + self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class GatewayFiles:
+    prefix: Path
+    config: Path
+    access_log: Path
+
+
+def routes(fleet: FleetSettings) -> list[Route]:
+    return [Route(p, fleet.host, fleet.port(p)) for p in fleet.pieces]
+
+
+def _worker_user() -> str | None:
+    """nginx workers drop root for an unprivileged user (and its group) when started as root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        grp.getgrnam("nogroup")
+    except KeyError:
+        return "nobody"
+    return "nobody nogroup"
+
+
+def render(fleet: FleetSettings, tls: TlsFiles, *, access_log: str = ACCESS_LOG) -> str:
+    """The nginx.conf text for ``fleet``."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty string
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 (nginx config, not HTML)
+    )
+    return env.get_template(TEMPLATE).render(
+        user=_worker_user(),
+        worker_processes=fleet.nginx_workers,
+        error_log_level="warn",
+        access_log=access_log,
+        routes=routes(fleet),
+        host=fleet.host,
+        http_port=fleet.http_port,
+        https_port=fleet.https_port,
+        tls_cert=tls.cert.resolve(),
+        tls_key=tls.key.resolve(),
+        client_rate=fleet.client_rate,
+        client_burst=fleet.client_burst,
+        ip_rate=fleet.ip_rate,
+        ip_burst=fleet.ip_burst,
+        retry_after_s=fleet.retry_after_s,
+        max_body=fleet.max_body,
+        client_timeout_s=fleet.client_timeout_s,
+        upstream_timeout_s=fleet.upstream_timeout_s,
+        upstream_connect_timeout_s=fleet.upstream_connect_timeout_s,
+    )
+
+
+def write_config(fleet: FleetSettings, tls: TlsFiles, var_dir: Path) -> GatewayFiles:
+    """Render the config into ``<var>/nginx/`` with the directories nginx expects there."""
+    prefix = (var_dir / "nginx").resolve()
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(render(fleet, tls))
+    return GatewayFiles(prefix, config, prefix / ACCESS_LOG)
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).is_file()), None
+    )
+    if found is None:
+        raise ConfigError("nginx is not installed: apt-get install nginx (or run `make setup`)")
+    return found
+
+
+def nginx_command(files: GatewayFiles) -> list[str]:
+    """nginx in the foreground, errors on stderr (the process manager shows them)."""
+    return [
+        nginx_binary(), "-p", str(files.prefix), "-c", str(files.config),
+        "-e", "stderr", "-g", "daemon off;",
+    ]  # fmt: skip
+
+
+def check_config(files: GatewayFiles) -> None:
+    """``nginx -t`` on the rendered config; raises ConfigError with nginx's own words."""
+    argv = [nginx_binary(), "-t", "-q", "-p", str(files.prefix), "-c", str(files.config)]
+    done = subprocess.run(  # noqa: S603 (our own argv, no shell)
+        [*argv, "-e", "stderr"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ConfigError(f"nginx rejects {files.config}: {done.stderr.strip()}")
