@@ -70,3 +70,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """When a test that talks to a served process fails, attach what that process said and
+    whether it still runs: a CI log must be enough to tell a crash from a wrong answer."""
+    report = yield
+    if report.failed and call.when in ("call", "setup"):
+        for name, value in getattr(item, "funcargs", {}).items():
+            process = getattr(value, "service", None) or getattr(value, "proc", None)
+            proc = getattr(process, "proc", process)
+            log = getattr(process, "log", None) or getattr(value, "log", None)
+            if proc is None or not callable(log):
+                continue
+            state = "running" if proc.poll() is None else f"exited with {proc.returncode}"
+            tail = "\n".join(str(log()).splitlines()[-60:])
+            report.sections.append((f"{name}: process {proc.pid} {state}", tail))
+    return report
