@@ -107,6 +107,89 @@ def evaluate(
     typer.echo(json.dumps(metrics))
 
 
+@app.command()
+def replay(
+    service: ServiceArg,
+    data: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="CSV shaped like the training file")
+    ],
+    rate: Annotated[
+        float, typer.Option(min=0, help="rows per second; 0 = as fast as answers come")
+    ] = 0.0,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="new rows per request (default: the service's)")
+    ] = None,
+    asset: Annotated[
+        str | None,
+        typer.Option(
+            help="asset id (default: the service's; energy-anomaly: the one series to replay)"
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="replay at most this many rows")] = None,
+    gateway: Annotated[
+        str, typer.Option(envvar="VIGIE_GATEWAY_URL", help="gateway base URL")
+    ] = "https://127.0.0.1:8443",
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="CA certificate of the gateway (default: var/tls/gateway.crt if it exists)",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="do not verify the gateway's certificate")
+    ] = False,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VIGIE_CLIENT_ID",
+            help="OAuth2 client (default: the one in var/keys/replay-client.json)",
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None, typer.Option(envvar="VIGIE_CLIENT_SECRET", help="its secret")
+    ] = None,
+    max_retries: Annotated[int, typer.Option(min=0, max=50, help="retries per request")] = 5,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds per HTTP request")] = 30.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the summary as one JSON object on stdout")
+    ] = False,
+) -> None:
+    """Replay a CSV of real measurements to SERVICE through the gateway, as an integration
+    would (tokens, pacing, retries with idempotency keys); exit 1 if a batch failed."""
+    from vigie import replay as rp
+
+    settings = _settings()
+    svc = _service(service, settings)
+    try:
+        credentials = rp.load_credentials(
+            client_id, client_secret, settings.resolved_keys_dir, rp.scope_for(service)
+        )
+    except rp.ReplayError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        todo = list(rp.limited(svc.replay_requests(data, asset, batch or svc.replay_batch), limit))
+    except (ValueError, NotImplementedError) as exc:
+        err.print(f"cannot replay {data}: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    with rp.progress(err, sum(r.rows for r in todo)) as on_result:
+        summary = rp.replay(
+            service,
+            todo,
+            route=rp.gateway_route(gateway),
+            credentials=credentials,
+            verify=rp.tls_verify(cacert, insecure, settings.var_dir),
+            rate=rate,
+            timeout_s=timeout,
+            policy=rp.RetryPolicy(max_retries=max_retries),
+            on_result=on_result,
+        )
+    typer.echo(json.dumps(summary.as_dict()) if as_json else rp.format_summary(summary))
+    raise typer.Exit(0 if summary.ok else 1)
+
+
 def _prepare(service: str, settings: VigieSettings) -> None:
     """Check the configuration and create missing tables once, before gunicorn forks: bad
     settings fail here with the reason, and workers never race to create a table."""

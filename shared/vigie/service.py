@@ -9,7 +9,9 @@ A service subclasses :class:`PredictionService` and provides:
 * ``target``: the observed quantity clients send back through ``POST /v1/feedback``;
 * :meth:`predict`: measurements of one asset -> scored predictions (synchronous; the runtime runs it
   off the event loop);
-* :meth:`train` and :meth:`evaluate` for the ``vigie`` command.
+* :meth:`train` and :meth:`evaluate` for the ``vigie`` command;
+* :meth:`replay_requests`: a CSV of the training-file format as predict requests, for
+  ``vigie replay`` (a client replaying real measurements through the gateway).
 
 HTTP, auth, metrics, level events, idempotency, storage and model loading belong to the runtime.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +104,39 @@ class BatchSummary:
     timestamp: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ReplayRequest:
+    """One ``POST /v1/predict`` body of a replay (see :meth:`PredictionService.replay_requests`).
+
+    ``measurements`` are JSON-ready dicts, oldest first. The last ``rows`` of them are new: they
+    get predictions. The ones before are the history the service needs (``HISTORY_HOURS`` of a
+    transformer, ``HISTORY_DAYS`` of a gas series), already covered by an earlier request."""
+
+    asset_id: str
+    measurements: list[dict[str, Any]]
+    rows: int
+
+    def first(self, rows: int) -> ReplayRequest:
+        """The same request cut after its first ``rows`` new rows (its history kept)."""
+        if rows >= self.rows:
+            return self
+        keep = len(self.measurements) - (self.rows - rows)
+        return ReplayRequest(self.asset_id, self.measurements[:keep], rows)
+
+
+def replay_windows(
+    asset_id: str, measurements: Sequence[dict[str, Any]], batch: int, history: int = 0
+) -> Iterator[ReplayRequest]:
+    """Requests of ``batch`` new rows each over one asset's consecutive ``measurements``; each
+    request also carries the ``history`` measurements before its first new row, so windows
+    overlap. The first ``history`` measurements are history only (nothing to predict there)."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    for start in range(history, len(measurements), batch):
+        end = min(start + batch, len(measurements))
+        yield ReplayRequest(asset_id, list(measurements[start - history : end]), end - start)
+
+
 @dataclass
 class TrainedModel:
     model: Any
@@ -120,6 +155,7 @@ class PredictionService(ABC, Generic[M]):
     Measurement: ClassVar[type[MeasurementBase]]
     Prediction: ClassVar[type[BaseModel]]
     target: ClassVar[Target]
+    replay_batch: ClassVar[int] = 100  # default new rows per replay request (``vigie replay``)
 
     def __init__(self, settings: VigieSettings) -> None:
         self.settings = settings
@@ -162,6 +198,14 @@ class PredictionService(ABC, Generic[M]):
     @abstractmethod
     def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
         """Score ``model`` on a CSV shaped like the training files; metric keys per design.md."""
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """The predict requests an integration would send for a CSV shaped like the training
+        file (the one :meth:`evaluate` reads), in time order, ``batch`` new rows each (see
+        :func:`replay_windows` for services that need history). ``asset`` chooses or overrides
+        the asset id (the service documents its default). Raise ``ValueError`` for an unusable
+        CSV. Services that cannot replay keep this default."""
+        raise NotImplementedError(f"{self.name}: replay not supported")
 
 
 def load_asset_config(settings: VigieSettings, service: str) -> dict[str, Any]:

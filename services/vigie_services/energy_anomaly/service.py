@@ -26,7 +26,7 @@ the day's timestamp); ``POST /v1/feedback`` with the observed daily total scores
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,9 +43,11 @@ from vigie.service import (
     MeasurementBase,
     PredictionService,
     Progress,
+    ReplayRequest,
     Scored,
     Target,
     TrainedModel,
+    replay_windows,
 )
 from vigie.storage import ForecastPoint
 from vigie_services.energy_anomaly import data as dt
@@ -130,6 +132,7 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
     target = Target(TARGET, "MWh", "daily consumption (PCS 0 °C)", bounds=(0.0, MAX_DAILY_MWH))
 
     history_days = md.HISTORY_DAYS
+    replay_batch = 7  # new days per request (each also carries the HISTORY_DAYS before them)
 
     def bind(self, loaded: LoadedModel) -> None:
         if not isinstance(loaded.model, md.EnergyModel):
@@ -324,3 +327,47 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
             if frame.empty:
                 raise ValueError(f"no row of series {asset!r} in {data}")
         return training.evaluate(model, frame)
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """Each series of the file in turn (only ``asset`` when given), in date order: windows
+        of ``HISTORY_DAYS + batch`` consecutive days that get ``batch`` predictions each. A day
+        without any value (a gap in the file, or every hour and the total empty) cannot be
+        sent, so it splits the series into runs replayed separately, each starting with
+        ``HISTORY_DAYS`` days of history only."""
+        frame = dt.load_frame(data)
+        if asset is not None:
+            frame = frame[frame["series"] == asset]
+            if frame.empty:
+                raise ValueError(f"no row of series {asset!r} in {data}")
+        runs = [
+            (sid, run)
+            for sid, part in dt.split_series(frame).items()
+            for run in _runs_with_data(part)
+        ]
+        return (
+            request
+            for sid, run in runs
+            for request in replay_windows(sid, run, batch, history=self.history_days)
+        )
+
+
+def _runs_with_data(part: pd.DataFrame) -> list[list[dict[str, Any]]]:
+    """The day measurements of one series (from ``data.split_series``), split at empty days."""
+    runs: list[list[dict[str, Any]]] = [[]]
+    hours = part[list(dt.HOURS)].to_numpy(dtype=float)
+    for day, values, daily, movement in zip(
+        part.index, hours, part["daily"], part["movement"], strict=True
+    ):
+        if np.isnan(values).all() and pd.isna(daily):
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append(
+            {
+                "timestamp": f"{day:%Y-%m-%d}T00:00:00Z",
+                "hourly_mwh": [None if np.isnan(v) else float(v) for v in values],
+                "daily_mwh": None if pd.isna(daily) else float(daily),
+                "movement_social": bool(movement),
+            }
+        )
+    return [run for run in runs if run]

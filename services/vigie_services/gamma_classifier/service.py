@@ -48,8 +48,8 @@ observation updates every event logged at its time).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,10 +65,12 @@ from vigie.service import (
     MeasurementBase,
     PredictionService,
     Progress,
+    ReplayRequest,
     Scored,
     StrictModel,
     Target,
     TrainedModel,
+    replay_windows,
 )
 from vigie.storage import ForecastPoint
 from vigie_services.gamma_classifier import classifier as clf
@@ -78,6 +80,10 @@ DEFAULT_ALERTE_SIGMA = 3.0
 DEFAULT_CRITIQUE_SIGMA = 5.0
 MAX_MM = 1000.0  # generous camera scale: the training data stay within 600 mm
 HORIZON = "h0"
+# Replayed events: the CSV has no arrival times, so they are made up (see replay_requests).
+REPLAY_ASSET = "MAGIC-1"
+REPLAY_START = datetime(2004, 1, 1, tzinfo=UTC)  # the data set's year (Monte Carlo events)
+REPLAY_EVENT_INTERVAL = timedelta(seconds=1)
 
 RECOMMENDATIONS = {
     Level.NORMAL: "No significant gamma excess in this batch: keep observing.",
@@ -196,6 +202,7 @@ class GammaClassifierService(PredictionService[GammaEvent]):
         "is_gamma", "1 = gamma, 0 = hadron", "observed class of an event",
         allowed=frozenset({0.0, 1.0}),
     )  # fmt: skip
+    replay_batch = 200  # events per request: the batch the significance is computed on
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -391,3 +398,18 @@ class GammaClassifierService(PredictionService[GammaEvent]):
         """Design metrics on a labelled CSV; accuracy and F1 at P(gamma) >= 0.5 (any asset)."""
         values, y = clf.load_events(data)
         return clf.evaluate(model, values, y)
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """Batches of ``batch`` events in file order (the ``class`` column is not sent). The
+        file has no arrival times, so events get synthetic ones: ``REPLAY_START``
+        (2004-01-01T00:00:00Z) and then one every ``REPLAY_EVENT_INTERVAL`` (1 s), distinct and
+        increasing as feedback needs them. Default asset: ``MAGIC-1``."""
+        values, _ = clf.load_events(data)
+        events = [
+            {
+                "timestamp": (REPLAY_START + i * REPLAY_EVENT_INTERVAL).isoformat(),
+                **dict(zip(clf.COLUMNS, row, strict=True)),
+            }
+            for i, row in enumerate(values.tolist())
+        ]
+        return replay_windows(asset or REPLAY_ASSET, events, batch)

@@ -45,7 +45,7 @@ Brier-like error (0 is perfect; climatology at a 17 % base rate scores about 0.2
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -69,10 +69,12 @@ from vigie.service import (
     MeasurementBase,
     PredictionService,
     Progress,
+    ReplayRequest,
     Scored,
     StrictModel,
     Target,
     TrainedModel,
+    replay_windows,
 )
 from vigie.storage import ForecastPoint
 from vigie_services.solar_flare import modeling as md
@@ -82,6 +84,7 @@ DATA_FILE = Path("solar_flare") / "daily_train.csv"
 FEEDBACK_HORIZON = "24h"
 PROBABILITY_DECIMALS = 6
 UNIT = "probability"
+REPLAY_ASSET = "SUN"
 
 CLASSES = ("none", "C", "M", "X")
 RADIO_BLACKOUT_HINT: dict[str, str] = {"none": "none", "C": "none", "M": "R1-R2", "X": "R3-R5"}
@@ -303,6 +306,7 @@ class SolarFlareService(PredictionService[FlareDay]):
         "1 if at least one flare >=M1.0 peaked on day d+1 (timestamp 00:00Z of d+1), else 0",
         allowed=frozenset({0.0, 1.0}),
     )
+    replay_batch = 30  # days per request
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -514,3 +518,26 @@ class SolarFlareService(PredictionService[FlareDay]):
         ``asset`` is not used: the model is the same for every feed.
         """
         return md.evaluate(model, sm.load_table(data))
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """One ``summary`` day per row of a ``daily_train.csv``-shaped file, in date order,
+        ``batch`` days per request (the ``_next_24h`` targets are not sent; the optional
+        ``sunspot_number_std`` / ``sunspot_n_obs`` only when the row has them). Default asset:
+        ``SUN``."""
+        table = sm.load_table(data)
+        days = [
+            {"timestamp": f"{row['date']:%Y-%m-%d}T00:00:00Z", "summary": _summary_json(row)}
+            for row in table.to_dict("records")
+        ]
+        return replay_windows(asset or REPLAY_ASSET, days, batch)
+
+
+def _summary_json(row: Mapping[Hashable, Any]) -> dict[str, Any]:
+    """The ``summary`` object of one table row (ints where the schema wants ints)."""
+    out: dict[str, Any] = {}
+    for col in sm.SUMMARY_COLUMNS:
+        value = row.get(col.name)
+        if value is None or pd.isna(value):
+            continue  # only the optional columns can be absent: load_table checked the others
+        out[col.name] = int(value) if col.kind is int else float(value)
+    return out

@@ -17,7 +17,7 @@ each transformer's training distribution (stored in the model card); override or
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,12 @@ from vigie.service import (
     MeasurementBase,
     PredictionService,
     Progress,
+    ReplayRequest,
     Scored,
     StrictModel,
     Target,
     TrainedModel,
+    replay_windows,
 )
 from vigie.storage import ForecastPoint
 from vigie_services.transformer_temperature import forecasting as fc
@@ -118,6 +120,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
 
     history_hours = fc.HISTORY_HOURS
     horizons = fc.HORIZONS
+    replay_batch = 24  # one day of forecast origins per request
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -309,3 +312,17 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
 
     def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
         return fc.evaluate(model, fc.load_series(data))
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """Windows of ``HISTORY_HOURS - 1 + batch`` hourly rows, each giving ``batch`` forecasts
+        (the first ``HISTORY_HOURS - 1`` rows of the file are history only). The file's dates
+        carry no time zone: they are sent as written, as UTC. Default asset: the file name up
+        to its first ``_`` (``ETTh1_train.csv`` -> ``ETTh1``)."""
+        series = fc.load_series(data)
+        values = series[list(fc.COLUMNS)].to_numpy().tolist()
+        rows = [
+            {"timestamp": f"{ts:%Y-%m-%dT%H:%M:%SZ}", **dict(zip(fc.COLUMNS, row, strict=True))}
+            for ts, row in zip(series.index, values, strict=True)
+        ]
+        asset_id = asset or data.stem.split("_")[0]
+        return replay_windows(asset_id, rows, batch, history=self.history_hours - 1)

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
 from vigie.errors import ConfigError
@@ -54,10 +55,12 @@ from vigie.service import (
     MeasurementBase,
     PredictionService,
     Progress,
+    ReplayRequest,
     Scored,
     StrictModel,
     Target,
     TrainedModel,
+    replay_windows,
 )
 from vigie.state import StateUnavailable
 from vigie.storage import ForecastPoint, MatchResult
@@ -70,6 +73,8 @@ NOX_LIMIT_DEFAULT = 100.0
 CO_LIMIT_DEFAULT = 100.0
 ALERTE_FRACTION_DEFAULT = 0.9
 LOW, HIGH = pems.TARGET_BOUNDS
+REPLAY_ASSET = "GT1"
+REPLAY_START_YEAR = 2015  # rows of a file without a year column: the year after the training data
 
 RECOMMENDATIONS = {
     Level.NORMAL: "No action: predicted emissions within the permit.",
@@ -194,6 +199,7 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
     Measurement = TurbineMeasurement
     Prediction = EmissionPrediction
     target = Target("NOX", UNIT, "NOx measured by the turbine's analyser", bounds=(LOW, HIGH))
+    replay_batch = 24  # hours per request
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -422,3 +428,26 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         if not isinstance(model, pems.PemsModel):
             raise ValueError(f"expected a PemsModel, got {type(model).__name__}")
         return pems.evaluate(model, pems.load_frame(data))
+
+    def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
+        """Hourly rows in file order, ``batch`` per request, with the analyser's ``NOX`` and
+        ``CO`` when the file has both (so the turbine's correction learns as it would on site;
+        each row is scored before its own values are learned). The file has no timestamps, only
+        ``year``, and the rows of a year are hourly in order: row k of year Y is sent at Y-01-01
+        00:00Z + k h (without ``year``, from ``REPLAY_START_YEAR``). Default asset: ``GT1``."""
+        with_targets = set(pems.TARGETS) <= set(pd.read_csv(data, nrows=0).columns)
+        frame = pems.load_frame(data, need_targets=with_targets)
+        if pems.YEAR in frame.columns:
+            years = frame[pems.YEAR].astype(int)
+        else:
+            years = pd.Series(REPLAY_START_YEAR, index=frame.index)
+        hours = pd.to_timedelta(years.groupby(years).cumcount(), unit="h")
+        times = pd.to_datetime(years.astype(str) + "-01-01", utc=True) + hours
+        if (times.dt.year != years).any():
+            raise ValueError(f"{data}: a year has more rows than hours")
+        columns = [*pems.INPUTS, *(pems.TARGETS if with_targets else ())]
+        rows = [
+            {"timestamp": f"{ts:%Y-%m-%dT%H:%M:%SZ}", **dict(zip(columns, values, strict=True))}
+            for ts, values in zip(times, frame[columns].to_numpy().tolist(), strict=True)
+        ]
+        return replay_windows(asset or REPLAY_ASSET, rows, batch)
