@@ -34,6 +34,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -160,10 +161,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, json_serializer=_json)
 
 
+# Any fixed 64-bit number: the PostgreSQL advisory lock the services' schema creation shares.
+_SCHEMA_LOCK_KEY = 0x76696769655F6C67  # "vigie_lg"
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create missing tables. ``vigie serve`` runs it once before forking workers, so two
-    workers never race to create the same table."""
-    Base.metadata.create_all(engine)
+    workers never race to create the same table; on PostgreSQL several services sharing one
+    database (compose, Kubernetes) may start together, so they take turns under a lock."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                Base.metadata.create_all(conn)
+            return
+        except OperationalError as exc:
+            # SQLite has no such lock: a table another process created since our check is
+            # found by the next pass.
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
 
 
 class PredictionLog:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from tests.support.servers import wait_until
 from vigie.metrics import ServiceMetrics
@@ -340,3 +340,33 @@ def test_points_submitted_with_an_offset_are_matched_by_utc(plog: PredictionLog)
     )
     assert result.matched == 1
     assert plog.live_mae("T1") == pytest.approx({"3h": 2.0})
+
+
+def test_services_starting_together_create_the_schema_once(database_url: str) -> None:
+    """Five services sharing one database (compose, Kubernetes) start at the same moment: every
+    one's ensure_schema succeeds and the tables exist once."""
+    import threading
+
+    from sqlalchemy import inspect
+
+    from vigie.storage import ensure_schema
+
+    engines = [make_engine(database_url) for _ in range(5)]
+    start, failures = threading.Barrier(len(engines)), []
+
+    def boot(engine: Engine) -> None:
+        start.wait()
+        try:
+            ensure_schema(engine)
+        except Exception as exc:  # collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert "predictions" in inspect(engines[0]).get_table_names()
+    for e in engines:
+        e.dispose()
