@@ -1,6 +1,7 @@
 """`vigie replay` through the gateway, over HTTPS, to every prediction service, as an integration
 would run it: credentials of the launcher's dev client, a token from /auth/token, batches with
-idempotency keys, retries on the gateway's 429 (the e2e fleet allows 20 requests/s per token)."""
+idempotency keys, retries when the gateway answers 429 (the e2e fleet allows 20 requests/s per
+token)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_replay_reaches_every_service_through_the_gateway(fleet: Fleet, service:
     assert summary["ok"] and summary["service"] == service
     assert summary["rows"] == 120 and summary["requests"] == 60 == summary["succeeded"]
     assert sum(summary["levels"].values()) == summary["predictions"] >= 120
+    # As fast as answers come, over a 20/s limit per token: when the gateway answers 429 the
+    # client waits and retries with the same key (tests/shared/test_replay.py checks how), so
+    # in the end every batch succeeded and no error remains.
     assert summary["token_fetches"] == 1 and summary["errors_by_status"] == {}
-    # 60 requests as fast as they go, from one token, over a 20/s limit with a burst of 20: the
-    # gateway answered 429 and the client waited and retried (same idempotency key) until done.
-    assert summary["retries"] >= 1

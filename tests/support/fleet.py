@@ -112,17 +112,41 @@ class Fleet:
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
             return self.proc.wait(timeout=timeout)
-        finally:
+        except subprocess.TimeoutExpired:
             self.kill()
+            raise
 
     def kill(self) -> None:
-        """Last resort after a failed test: nothing may outlive the fleet."""
+        """Last resort after a failed test: nothing may outlive the fleet. Ctrl-C first (honcho
+        stops what it started); then SIGKILL whatever still carries this fleet's var dir."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+        for pid in [self.proc.pid, *self.processes()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.proc = None
+
+    def processes(self) -> list[int]:
+        """Every live process started for this fleet, whatever its session (honcho gives each
+        piece its own): the ones whose environment names this fleet's var dir."""
+        marker = f"VIGIE_VAR_DIR={self.var}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            if marker in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
 
     def listening(self) -> list[int]:
         """The fleet's ports that still accept connections."""
