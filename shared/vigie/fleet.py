@@ -52,6 +52,11 @@ class FleetSettings(BaseSettings):
     ports: dict[str, Port] = Field(
         default_factory=dict, description="port overrides per piece, JSON; default design.md's"
     )
+    upstream_hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="where the gateway finds a piece when not on `host` (JSON; containers: "
+        'their service names, e.g. {"auth": "auth"})',
+    )
     services: list[str] = Field(
         default_factory=lambda: list(PREDICTION_PIECES),
         description="prediction services to run (JSON list); auth and alerting always run",
@@ -78,7 +83,8 @@ class FleetSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_pieces(self) -> FleetSettings:
-        unknown = sorted((set(self.ports) | set(self.services)) - set(PORTS))
+        named = set(self.ports) | set(self.services) | set(self.upstream_hosts)
+        unknown = sorted(named - set(PORTS))
         if unknown:
             raise ValueError(f"unknown pieces {unknown}; known: {', '.join(PORTS)}")
         if set(self.services) & {"auth", "alerting"}:
@@ -92,6 +98,9 @@ class FleetSettings(BaseSettings):
 
     def port(self, piece: str) -> int:
         return self.ports.get(piece, PORTS[piece])
+
+    def upstream_host(self, piece: str) -> str:
+        return self.upstream_hosts.get(piece, self.host)
 
     @property
     def redis_url(self) -> str:

@@ -5,6 +5,9 @@ Registered in the ``vigie`` CLI with ``app.add_typer(fleet_app, name="fleet")``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -48,17 +51,58 @@ def fleet_run() -> None:
 
 
 @fleet_app.command("config")
-def fleet_config() -> None:
-    """Render the gateway's nginx config under <var>/nginx/, check it with `nginx -t` and print
-    its path (the dev certificate is made if missing)."""
-    from vigie.gateway import check_config, write_config
-    from vigie.tls import ensure_dev_certificate
+def fleet_config(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write the config there instead of <var>/nginx/nginx.conf"),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="certificate as nginx sees it, e.g. /run/secrets/gateway.crt "
+            "(with --tls-key; then no dev certificate is made)"
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="private key as nginx sees it, e.g. /run/secrets/gateway.key"),
+    ] = None,
+    access_log: Annotated[
+        str | None,
+        typer.Option(help="access log path, e.g. /dev/stdout (default: logs/access.json)"),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="run `nginx -t` on the result (--no-check: for another machine, e.g. "
+            "container host names that only resolve inside compose)",
+        ),
+    ] = True,
+) -> None:
+    """Render the gateway's nginx config under <var>/nginx/ (or --out), check it with
+    `nginx -t` and print its path (the dev certificate is made if missing, unless --tls-cert
+    and --tls-key name the certificate to use).
 
+    Listen address, ports and limits come from VIGIE_FLEET_* (VIGIE_FLEET_HOST=0.0.0.0 in a
+    container); the pieces' host names from VIGIE_FLEET_UPSTREAM_HOSTS, e.g.
+    '{"auth": "auth", "turbine-nox": "turbine-nox"}' (default: VIGIE_FLEET_HOST)."""
+    from vigie.gateway import ACCESS_LOG, check_config, write_config
+    from vigie.tls import TlsFiles, ensure_dev_certificate
+
+    if (tls_cert is None) != (tls_key is None):
+        _err.print("[red]--tls-cert and --tls-key go together[/red]")
+        raise typer.Exit(2)
     settings, fleet = _settings()
     var_dir = settings.var_dir.resolve()
     try:
-        files = write_config(fleet, ensure_dev_certificate(var_dir / "tls"), var_dir)
-        check_config(files)
+        if tls_cert is not None and tls_key is not None:
+            tls = TlsFiles(tls_cert, tls_key)
+        else:
+            tls = ensure_dev_certificate(var_dir / "tls")
+        files = write_config(fleet, tls, var_dir, out=out, access_log=access_log or ACCESS_LOG)
+        if check:
+            check_config(files)
     except ConfigError as exc:
         _err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

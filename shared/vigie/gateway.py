@@ -2,12 +2,18 @@
 
 nginx runs with a prefix directory of its own under ``<var>/nginx/`` (config, pid, temp files,
 JSON access log), so several fleets (tests) can run side by side without touching ``/etc``.
+
+The same template serves containers (the ``gateway`` target of the Dockerfile): there the config is
+rendered at build time with ``vigie fleet config --out ... --tls-cert /run/secrets/gateway.crt
+--tls-key /run/secrets/gateway.key --access-log /dev/stdout --no-check``, the pieces' host names
+from ``VIGIE_FLEET_UPSTREAM_HOSTS`` and ``VIGIE_FLEET_HOST=0.0.0.0``.
 """
 
 from __future__ import annotations
 
 import grp
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +29,8 @@ from vigie.tls import TlsFiles
 TEMPLATE_DIR = REPO_ROOT / "nginx"
 TEMPLATE = "nginx.conf.j2"
 ACCESS_LOG = "logs/access.json"
+# A value written into the config as one nginx word (paths, host names).
+_NGINX_WORD = re.compile(r"[^\s;{}'\"$#\\]+")
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class GatewayFiles:
 
 
 def routes(fleet: FleetSettings) -> list[Route]:
-    return [Route(p, fleet.host, fleet.port(p)) for p in fleet.pieces]
+    return [Route(p, fleet.upstream_host(p), fleet.port(p)) for p in fleet.pieces]
 
 
 def _worker_user() -> str | None:
@@ -60,8 +68,30 @@ def _worker_user() -> str | None:
     return "nobody nogroup"
 
 
+def _nginx_word(what: str, value: str | Path) -> str:
+    """``value`` as one word of the nginx config; ConfigError for what nginx would misread."""
+    text = str(value)
+    if not _NGINX_WORD.fullmatch(text):
+        raise ConfigError(
+            f"{what} {text!r}: nginx needs one word, without blanks, quotes, ';', '{{', '}}', "
+            "'#', '$' or backslashes"
+        )
+    return text
+
+
 def render(fleet: FleetSettings, tls: TlsFiles, *, access_log: str = ACCESS_LOG) -> str:
-    """The nginx.conf text for ``fleet``."""
+    """The nginx.conf text for ``fleet``.
+
+    ``tls`` names the certificate and key as nginx will see them (relative paths are resolved
+    here; absolute ones, e.g. ``/run/secrets/gateway.crt`` in a container, are kept as they are
+    and need not exist on this machine). ``access_log``: a path relative to nginx's prefix, or
+    an absolute one such as ``/dev/stdout``. Upstreams are ``fleet.upstream_host(piece)`` (the
+    ``VIGIE_FLEET_UPSTREAM_HOSTS`` setting, else ``VIGIE_FLEET_HOST``)."""
+    cert, key = (p if p.is_absolute() else p.resolve() for p in (tls.cert, tls.key))
+    listen = _nginx_word("listen address", fleet.host)
+    upstreams = routes(fleet)
+    for route in upstreams:
+        _nginx_word(f"upstream host of {route.name}", route.host)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty string
@@ -72,13 +102,13 @@ def render(fleet: FleetSettings, tls: TlsFiles, *, access_log: str = ACCESS_LOG)
         user=_worker_user(),
         worker_processes=fleet.nginx_workers,
         error_log_level="warn",
-        access_log=access_log,
-        routes=routes(fleet),
-        host=fleet.host,
+        access_log=_nginx_word("access log", access_log),
+        routes=upstreams,
+        host=listen,
         http_port=fleet.http_port,
         https_port=fleet.https_port,
-        tls_cert=tls.cert.resolve(),
-        tls_key=tls.key.resolve(),
+        tls_cert=_nginx_word("TLS certificate", cert),
+        tls_key=_nginx_word("TLS key", key),
         client_rate=fleet.client_rate,
         client_burst=fleet.client_burst,
         ip_rate=fleet.ip_rate,
@@ -91,14 +121,24 @@ def render(fleet: FleetSettings, tls: TlsFiles, *, access_log: str = ACCESS_LOG)
     )
 
 
-def write_config(fleet: FleetSettings, tls: TlsFiles, var_dir: Path) -> GatewayFiles:
-    """Render the config into ``<var>/nginx/`` with the directories nginx expects there."""
+def write_config(
+    fleet: FleetSettings,
+    tls: TlsFiles,
+    var_dir: Path,
+    *,
+    out: Path | None = None,
+    access_log: str = ACCESS_LOG,
+) -> GatewayFiles:
+    """Render the config into ``<var>/nginx/nginx.conf`` (or ``out``), and make the directories
+    nginx expects in its prefix ``<var>/nginx/`` (what ``check_config`` and a local run use)."""
+    text = render(fleet, tls, access_log=access_log)  # a bad value fails before any write
     prefix = (var_dir / "nginx").resolve()
     for sub in ("logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    config = prefix / "nginx.conf"
-    config.write_text(render(fleet, tls))
-    return GatewayFiles(prefix, config, prefix / ACCESS_LOG)
+    config = out.resolve() if out is not None else prefix / "nginx.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+    return GatewayFiles(prefix, config, prefix / access_log)
 
 
 def nginx_binary() -> str:

@@ -136,3 +136,145 @@ def test_dev_client_is_made_once_and_its_secret_works(tmp_path: Path) -> None:
         assert store.verify_client(DEV_CLIENT, renewed["client_secret"]) is not None
     finally:
         store.close()
+
+
+# -- The gateway config for containers (`vigie fleet config --out ... --no-check`) ----------------
+
+CONTAINER_HOSTS = {piece: piece for piece in PORTS}  # compose service names = piece names
+
+
+def _fleet_config(*args: str):  # -> click.testing.Result
+    """``vigie fleet config ARGS`` run in this process."""
+    from typer.testing import CliRunner
+
+    from vigie.cli import app
+
+    return CliRunner().invoke(app, ["fleet", "config", *args])
+
+
+def test_container_config_routes_to_host_names_and_listens_everywhere(tmp_path: Path) -> None:
+    from vigie.tls import TlsFiles
+
+    fleet = FleetSettings(host="0.0.0.0", upstream_hosts=CONTAINER_HOSTS)
+    secrets = TlsFiles(Path("/run/secrets/gateway.crt"), Path("/run/secrets/gateway.key"))
+    text = render(fleet, secrets, access_log="/dev/stdout")
+    for piece, port in PORTS.items():
+        assert f"server {piece}:{port} max_fails=0;" in text
+    assert "listen 0.0.0.0:8080;" in text and "listen 0.0.0.0:8443 ssl" in text
+    # Paths as nginx sees them in the container: kept, although absent on this machine.
+    assert "ssl_certificate /run/secrets/gateway.crt;" in text
+    assert "ssl_certificate_key /run/secrets/gateway.key;" in text
+    assert "access_log /dev/stdout vigie_json;" in text
+
+
+def test_upstream_hosts_default_to_the_fleet_host(tmp_path: Path) -> None:
+    fleet = FleetSettings(upstream_hosts={"auth": "auth"})
+    text = render(fleet, ensure_dev_certificate(tmp_path))
+    assert "server auth:8090 max_fails=0;" in text
+    assert "server 127.0.0.1:8100 max_fails=0;" in text  # alerting: not in the mapping
+
+
+def test_upstream_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIE_FLEET_UPSTREAM_HOSTS", '{"turbine-nox": "nox.internal"}')
+    assert FleetSettings().upstream_host("turbine-nox") == "nox.internal"
+    monkeypatch.setenv("VIGIE_FLEET_UPSTREAM_HOSTS", '{"nox": "nox.internal"}')
+    with pytest.raises(ValidationError, match="unknown pieces"):
+        FleetSettings()
+
+
+@pytest.mark.parametrize(
+    ("fleet", "access_log", "why"),
+    [
+        (FleetSettings(), "/var/log/a b.json", "access log"),
+        (FleetSettings(), "off; include /etc/passwd", "access log"),
+        (
+            FleetSettings(upstream_hosts={"auth": "auth;evil"}),
+            "logs/a.json",
+            "upstream host of auth",
+        ),
+        (FleetSettings(host="0.0.0.0 x"), "logs/a.json", "listen address"),
+    ],
+)
+def test_values_nginx_would_misread_are_refused(
+    tmp_path: Path, fleet: FleetSettings, access_log: str, why: str
+) -> None:
+    from vigie.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        render(fleet, ensure_dev_certificate(tmp_path), access_log=access_log)
+
+
+def test_write_config_to_another_path(tmp_path: Path) -> None:
+    tls = ensure_dev_certificate(tmp_path / "tls")
+    out = tmp_path / "image" / "nginx.conf"
+    files = write_config(FleetSettings(), tls, tmp_path / "var", out=out, access_log="/dev/stdout")
+    assert files.config == out.resolve() and out.is_file()
+    assert "access_log /dev/stdout vigie_json;" in out.read_text()
+    assert files.access_log == Path("/dev/stdout")
+    assert not (tmp_path / "var" / "nginx" / "nginx.conf").exists()
+
+
+@needs_nginx
+def test_nginx_accepts_the_container_shaped_config(tmp_path: Path) -> None:
+    """The container config (every piece by host name, all addresses, log to stdout) is valid
+    nginx: here the host names all resolve (localhost), in compose they are service names."""
+    fleet = FleetSettings(host="0.0.0.0", upstream_hosts=dict.fromkeys(PORTS, "localhost"))
+    fleet = fleet.model_copy(update={"http_port": 18080, "https_port": 18443})
+    tls = ensure_dev_certificate(tmp_path / "tls")
+    files = write_config(
+        fleet, tls, tmp_path / "var", out=tmp_path / "nginx.conf", access_log="/dev/stdout"
+    )
+    check_config(files)
+
+
+@pytest.fixture
+def fleet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """VIGIE_* pointing into tmp_path; cwd moved so no stray .env file is read."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("VIGIE_FLEET_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VIGIE_VAR_DIR", str(tmp_path / "var"))
+    return tmp_path / "var"
+
+
+def test_fleet_config_cli_for_containers(fleet_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIE_FLEET_HOST", "0.0.0.0")
+    monkeypatch.setenv("VIGIE_FLEET_UPSTREAM_HOSTS", json.dumps(CONTAINER_HOSTS))
+    out = fleet_env.parent / "gateway" / "nginx.conf"
+    result = _fleet_config(
+        "--out", str(out), "--no-check", "--access-log", "/dev/stdout",
+        "--tls-cert", "/run/secrets/gateway.crt", "--tls-key", "/run/secrets/gateway.key",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out.resolve())
+    text = out.read_text()
+    assert "server energy-anomaly:8105 max_fails=0;" in text
+    assert "ssl_certificate /run/secrets/gateway.crt;" in text
+    assert "access_log /dev/stdout vigie_json;" in text
+    assert not (fleet_env / "tls").exists()  # a certificate was given: no dev one made
+
+
+def test_fleet_config_cli_default_makes_the_dev_certificate(fleet_env: Path) -> None:
+    result = _fleet_config("--no-check")
+    assert result.exit_code == 0, result.output
+    config = fleet_env / "nginx" / "nginx.conf"
+    assert result.stdout.strip() == str(config.resolve())
+    assert f"ssl_certificate {(fleet_env / 'tls' / 'gateway.crt').resolve()};" in config.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--tls-cert", "/run/secrets/gateway.crt"], "go together"),
+        (["--tls-key", "/run/secrets/gateway.key"], "go together"),
+        (["--no-check", "--access-log", "/dev/std out"], "access log"),
+    ],
+)
+def test_fleet_config_cli_refuses_bad_options(fleet_env: Path, args: list[str], why: str) -> None:
+    result = _fleet_config(*args)
+    assert result.exit_code == 2
+    assert why in result.output
+    assert not (fleet_env / "nginx" / "nginx.conf").exists()
