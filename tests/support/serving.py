@@ -3,8 +3,10 @@ data, served by ``vigie serve`` (gunicorn, uvicorn workers) with a real Redis an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -65,21 +67,48 @@ def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# (service, digest of the data it was trained on) -> the models dir holding that training.
+_TRAINED: dict[tuple[str, str], Path] = {}
+
+
+def _files(folder: Path) -> dict[Path, tuple[int, int]]:
+    return {f: (f.stat().st_mtime_ns, f.stat().st_size) for f in folder.rglob("*") if f.is_file()}
+
+
+def _digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def train_synthetic(root: Path, service: str, write_data: Callable[[Path], object]) -> Path:
-    """``vigie train SERVICE`` on what ``write_data(data_dir)`` writes; returns the models dir."""
+    """``vigie train SERVICE`` on what ``write_data(data_dir)`` writes; returns the models dir.
+
+    Training is the slow part of many test modules, and several train the same service on the
+    same synthetic files: within a test session, a second training on identical data copies
+    the first one's model (a copy, so a test may tamper with its artifacts) instead."""
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
+    before = _files(data)
     write_data(data)
+    written = [f for f, stamp in _files(data).items() if before.get(f) != stamp]
+    key = (service, _digest(written))
+    models = root / "models"
+    if key in _TRAINED:
+        shutil.copytree(_TRAINED[key] / service, models / service, symlinks=True)
+        return models
     env = {
         **os.environ,
         "VIGIE_DATA_DIR": str(data),
-        "VIGIE_MODELS_DIR": str(root / "models"),
+        "VIGIE_MODELS_DIR": str(models),
         "VIGIE_VAR_DIR": str(root / "var"),
     }
     env.pop("VIGIE_ASSET_CONFIG", None)
     done = vigie(env, "train", service)
     assert done.returncode == 0, done.stderr
-    return root / "models"
+    _TRAINED[key] = models
+    return models
 
 
 def make_served(
