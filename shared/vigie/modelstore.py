@@ -5,23 +5,47 @@ Layout: ``<models dir>/<service>/<version>/model.joblib`` + ``card.json``, and
 
 A joblib file is code (unpickling runs it), so :meth:`ModelStore.load_current` hashes the artifact
 *before* unpickling and refuses it unless the sha256 matches the one recorded in its card.
+
+Compiled form (:mod:`vigie.compiled`)
+-------------------------------------
+A model may also have ONNX files next to its artifact, built at training time from its inner
+estimators: ``model.onnx`` (one part) or ``model.<part>.onnx`` (several, e.g. per horizon). The
+card lists them under ``compiled`` (:class:`Compiled`): per part the file, its sha256 and size,
+the largest difference from the joblib estimator measured at training and the tolerance, or why
+the part was not published. A card without ``compiled`` (older models) still loads: the service
+uses the joblib model.
+
+Loading verifies each listed file like the artifact, before anything is unpickled. **A mismatch
+(or a listed file that is missing) refuses the whole model** (:class:`ModelIntegrityError`, so
+readyz answers 503 and the log says which file and both hashes): the files in the version folder
+are not the ones the card vouches for, i.e. a tampered deployment, and serving the joblib model
+would hide it. Whatever else prevents the compiled form (not in the card, refused at training,
+``onnxruntime`` not installed, a session that cannot be built) falls back to the joblib model
+with ONE log line at load time saying why; :attr:`LoadedModel.compiled` then lacks those parts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import joblib
 from pydantic import BaseModel, ConfigDict
+
+from vigie.compiled import PRECISION, CompiledBundle, CompiledPredictor
+
+log = logging.getLogger(__name__)
 
 ARTIFACT = "model.joblib"
 CARD = "card.json"
@@ -54,6 +78,40 @@ class Artifact(BaseModel):
     bytes: int
 
 
+class CompiledPart(BaseModel):
+    """One compiled inner estimator (see :mod:`vigie.compiled`); ``file`` is None when the part
+    was not published (``reason`` says why) and the joblib estimator serves it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    method: str  # predict / predict_proba / score_samples
+    estimator: str  # class name of the estimator it was compiled from
+    n_features: int
+    file: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    max_abs_diff: dict[str, float] | None = None  # per output, on the check rows
+    tolerance: float
+    unit: str = ""
+    rows_checked: int
+    convert_s: float = 0.0
+    input_dtype: str | None = None  # what the graph reads: float32 or float64
+    reason: str | None = None
+
+
+class Compiled(BaseModel):
+    """The card's ``compiled`` section."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runtime: str = "onnxruntime"
+    precision: str = "float32"
+    libraries: dict[str, str] = {}
+    build_time_s: float = 0.0
+    parts: list[CompiledPart]
+
+
 class ModelCard(BaseModel):
     """What a model is, what it was trained on and how good it was; extra keys are allowed."""
 
@@ -72,17 +130,35 @@ class ModelCard(BaseModel):
     validation: dict[str, Any] = {}
     training_time_s: float
     artifact: Artifact
+    compiled: Compiled | None = None  # absent from cards written before compiled inference
+
+
+NO_COMPILED_FORM = "no compiled form in the card"
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A verified model. ``compiled`` maps part names to their ONNX Runtime predictors (empty
+    when the joblib model serves alone); ``compiled_status`` is the load-time log line's why."""
+
     card: ModelCard
     model: Any
     path: Path
+    compiled: Mapping[str, CompiledPredictor] = field(default_factory=dict)
+    compiled_status: str = NO_COMPILED_FORM
 
     @property
     def version(self) -> str:
         return self.card.version
+
+    def serving(self) -> LoadedModel:
+        """A copy whose ``model`` has the compiled parts in place of the estimators they were
+        built from (the model's ``with_compiled`` hook, see :class:`vigie.compiled.Compilable`);
+        itself when nothing is compiled or the model has no hook. What services serve with."""
+        hook = getattr(self.model, "with_compiled", None)
+        if not self.compiled or hook is None:
+            return self
+        return replace(self, model=hook(self.compiled))
 
 
 def sha256_file(path: Path) -> str:
@@ -149,11 +225,14 @@ class ModelStore:
             )
         return card
 
-    def load_current(self, service: str) -> LoadedModel:
-        """Load the model in service, verifying its sha256 against its card before unpickling."""
+    def load_current(self, service: str, *, compiled: bool = True) -> LoadedModel:
+        """Load the model in service, verifying its sha256 (and those of its compiled files)
+        against its card before unpickling; ``compiled=False`` skips building the ONNX Runtime
+        sessions (the files are verified all the same)."""
         version = self.current_version(service)
         card = self.read_card(service, version)
-        path = self.service_dir(service) / version / card.artifact.file
+        folder = self.service_dir(service) / version
+        path = folder / card.artifact.file
         if not path.is_file():
             raise ModelLoadError(f"model artifact {path} is missing")
         actual = sha256_file(path)
@@ -163,7 +242,85 @@ class ModelStore:
                 f"{card.artifact.sha256}; the file was modified or replaced, so it is not "
                 f"unpickled (retrain with `vigie train {service}` or restore the artifact)"
             )
-        return LoadedModel(card=card, model=joblib.load(path), path=path)
+        files = self._verify_compiled(service, folder, card)
+        model = joblib.load(path)
+        predictors: dict[str, CompiledPredictor] = {}
+        status = "compiled form not loaded (compiled=False)"
+        if compiled:
+            predictors, status, complete = self._compiled_predictors(card, files)
+            (log.info if complete else log.warning)("%s %s: %s", service, version, status)
+        return LoadedModel(
+            card=card, model=model, path=path, compiled=predictors, compiled_status=status
+        )
+
+    def _verify_compiled(self, service: str, folder: Path, card: ModelCard) -> dict[str, bytes]:
+        """The bytes of every published compiled file, each checked against the card."""
+        out: dict[str, bytes] = {}
+        for part in card.compiled.parts if card.compiled else []:
+            if part.file is None:
+                continue
+            if Path(part.file).name != part.file or not part.file.endswith(".onnx"):
+                raise ModelLoadError(f"model card of {folder}: invalid compiled file {part.file!r}")
+            path = folder / part.file
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise ModelIntegrityError(
+                    f"refusing the compiled form {path}: the file is missing but the model card "
+                    f"lists it (sha256 {part.sha256}); the model is not loaded (retrain with "
+                    f"`vigie train {service}` or restore the file)"
+                ) from None
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != part.sha256:
+                raise ModelIntegrityError(
+                    f"refusing the compiled form {path}: its sha256 is {actual} but its model "
+                    f"card says {part.sha256}; the file was modified or replaced, so the model "
+                    f"is not loaded, neither compiled nor joblib (retrain with "
+                    f"`vigie train {service}` or restore the file)"
+                )
+            out[part.name] = data
+        return out
+
+    @staticmethod
+    def _compiled_predictors(
+        card: ModelCard, files: dict[str, bytes]
+    ) -> tuple[dict[str, CompiledPredictor], str, bool]:
+        """ONNX Runtime predictors of the verified files; the load-time log line (what serves,
+        and why the joblib estimator serves a part); whether every part is compiled."""
+        if card.compiled is None or not card.compiled.parts:
+            return {}, f"predictions use the joblib model: {NO_COMPILED_FORM}", False
+        parts = card.compiled.parts
+        why: dict[str, str] = {
+            p.name: f"refused at training: {p.reason}" for p in parts if not p.file
+        }
+        if files and importlib.util.find_spec("onnxruntime") is None:
+            why.update(dict.fromkeys(files, "onnxruntime not installed"))
+            files = {}
+        predictors: dict[str, CompiledPredictor] = {}
+        for part in parts:
+            if part.name in files:
+                try:
+                    predictors[part.name] = CompiledPredictor(
+                        part.name, files[part.name], part.method, part.n_features
+                    )
+                except Exception as exc:  # an onnxruntime that cannot run it: joblib serves
+                    why[part.name] = f"onnxruntime cannot load {part.file}: {exc}"
+        fallback = "; ".join(f"{name}: {reason}" for name, reason in why.items())
+        if not predictors:
+            return {}, f"predictions use the joblib model ({fallback})", False
+        used = ", ".join(
+            f"{p.name} ({p.file}, {p.input_dtype or 'float32'} input, max |diff| "
+            f"{max((p.max_abs_diff or {'': 0.0}).values()):.2g} <= {p.tolerance:g})"
+            for p in parts
+            if p.name in predictors
+        )
+        status = (
+            f"predictions use the compiled form (ONNX Runtime, one thread, sha256 verified) "
+            f"for {used}"
+        )
+        if why:
+            status += f"; the joblib estimator for {fallback}"
+        return predictors, status, not why
 
     def publish(
         self,
@@ -176,8 +333,14 @@ class ModelStore:
         """Write a new version (artifact + card) and make it current, atomically.
 
         ``card_fields`` holds everything the card needs except what this method fills in:
-        service, version, created_at, libraries and artifact.
+        service, version, created_at, libraries and artifact. Its ``compiled`` key, when it
+        holds a :class:`~vigie.compiled.CompiledBundle`, is written as the ONNX files of the
+        parts it publishes plus the card's ``compiled`` section (with their sha256).
         """
+        card_fields = dict(card_fields)
+        bundle = card_fields.pop("compiled", None)
+        if bundle is not None and not isinstance(bundle, CompiledBundle):
+            raise TypeError(f"card field 'compiled' must be a CompiledBundle, got {type(bundle)}")
         service_dir = self.service_dir(service)
         service_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=service_dir))
@@ -185,6 +348,7 @@ class ModelStore:
             artifact = staging / ARTIFACT
             joblib.dump(model, artifact, compress=3)
             sha = sha256_file(artifact)
+            compiled = _write_compiled(staging, bundle) if bundle is not None else None
             now = now or datetime.now(UTC)
             version = f"{now:%Y-%m-%dT%H-%M-%SZ}-{sha[:6]}"
             card = ModelCard.model_validate(
@@ -199,6 +363,7 @@ class ModelStore:
                         "sha256": sha,
                         "bytes": artifact.stat().st_size,
                     },
+                    "compiled": compiled,
                 }
             )
             (staging / CARD).write_text(json.dumps(card.model_dump(), indent=2) + "\n")
@@ -220,3 +385,39 @@ class ModelStore:
         tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)  # atomic: a loader sees the old or the new version, never half
+
+
+def _write_compiled(folder: Path, bundle: CompiledBundle) -> dict[str, Any]:
+    """Write the published parts' ONNX files into ``folder``; the card's ``compiled`` section."""
+    parts = []
+    for part in bundle.parts:
+        entry: dict[str, Any] = {
+            "name": part.name,
+            "method": part.method,
+            "estimator": part.estimator,
+            "n_features": part.n_features,
+            "file": None,
+            "sha256": None,
+            "bytes": None,
+            "max_abs_diff": part.max_abs_diff,
+            "tolerance": part.tolerance,
+            "unit": part.unit,
+            "rows_checked": part.rows_checked,
+            "convert_s": part.convert_s,
+            "input_dtype": part.input_dtype,
+            "reason": part.reason,
+        }
+        if part.onnx is not None:
+            name = bundle.file_name(part.name)
+            (folder / name).write_bytes(part.onnx)
+            entry.update(
+                file=name, sha256=hashlib.sha256(part.onnx).hexdigest(), bytes=len(part.onnx)
+            )
+        parts.append(entry)
+    return {
+        "runtime": "onnxruntime",
+        "precision": PRECISION,
+        "libraries": bundle.libraries,
+        "build_time_s": bundle.build_time_s,
+        "parts": parts,
+    }

@@ -165,8 +165,11 @@ class PredictionService(ABC, Generic[M]):
         self.state: AssetStateStore | None = None
 
     def bind(self, loaded: LoadedModel) -> None:
-        """Attach a verified model; override to precompute what every request would redo."""
-        self.loaded = loaded
+        """Attach a verified model; override to precompute what every request would redo.
+
+        The bound model is :meth:`LoadedModel.serving`: its compiled parts (ONNX Runtime, see
+        :mod:`vigie.compiled`) stand in for the joblib estimators they were built from."""
+        self.loaded = loaded.serving()
 
     @property
     def model(self) -> LoadedModel:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from vigie.compiled import compile_parts
 from vigie.errors import Unprocessable, field_error
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, sha256_file
@@ -263,6 +264,7 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
         frame = dt.load_frame(path)
         result = training.fit(frame, progress)
         elapsed = time.perf_counter() - started
+        bundle = compile_parts(md.compiled_parts(result.model, result.check_rows), progress)
         model = result.model
         card: dict[str, Any] = {
             "title": self.title,
@@ -315,6 +317,7 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
             },
             "hyperparameters": result.hyperparameters,
             "training_time_s": round(elapsed, 2),
+            "compiled": bundle,
         }
         return TrainedModel(model=model, card=card)
 

@@ -141,6 +141,8 @@ class TrainingResult:
     baselines: dict[str, Any]
     validation: dict[str, Any]
     hyperparameters: dict[str, Any]
+    # validation days' features per compiled part, to check the compiled form on
+    check_rows: dict[str, np.ndarray]
 
 
 def _slice_with_history(part: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
@@ -338,6 +340,7 @@ def fit(frame: pd.DataFrame, progress: Callable[[str], None] = lambda _m: None) 
         baselines=baselines,
         validation=validation,
         hyperparameters=hyper,
+        check_rows={"forecaster": va.x, "isolation_forest": va.profile},
     )
 
 

@@ -55,14 +55,27 @@ the next higher one. Out-of-fold scores come from models that did not see those 
 behave like the scores of unseen events; the final model is refitted on more data, so its cut is
 checked on the held-out slice and reported in the card (``thresholds``). The measured ``f`` and
 gamma efficiency at the cut feed the batch significance (:mod:`.significance`).
+
+Compiled inference
+------------------
+The fitted estimator (whichever candidate won, the soft vote included) is compiled to ONNX
+(:mod:`vigie.compiled`, part ``estimator``, file ``model.onnx``); :func:`features` stays numpy.
+ONNX Runtime computes in float32 (gradient boosting in float64, as scikit-learn does): the compiled
+form is published only when ``|P_onnx - P_joblib| <= COMPILED_TOLERANCE`` (1e-4) on every held-out
+event (the card records the largest difference under ``compiled``). Measured on the MAGIC training
+file (soft vote of the forest, whose leaf fractions are summed in float32, and the gradient-boosted
+model, run in float64): 3.9e-7 on the held-out slice and on all 19 020 events. Without it, P(gamma)
+comes from the joblib estimator.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +96,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+from vigie import compiled
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -108,6 +123,8 @@ METRIC_KEYS = ("accuracy", "f1", "roc_auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.05"
 FPR_POINTS = (0.01, 0.05, 0.1)
 DEFAULT_HADRON_FPR = 0.05
 DECISION_THRESHOLD = 0.5  # for accuracy and F1 (see the module docstring)
+
+COMPILED_TOLERANCE = 1e-4  # max |P(gamma) compiled - joblib| to publish the compiled form
 
 HOLDOUT_FRACTION = 0.2
 CV_FOLDS = 5
@@ -342,9 +359,23 @@ class GammaModel:
 
     def p_gamma(self, values: npt.ArrayLike) -> FloatArray:
         """P(gamma) of events ``(n, 10)`` in :data:`COLUMNS` order."""
-        with single_threaded():
-            proba = self.estimator.predict_proba(features(values))
+        x = features(values)
+        # ONNX Runtime runs on one thread of its own: no OpenMP limit to set (~70 µs a call).
+        limit = (
+            contextlib.nullcontext() if compiled.is_compiled(self.estimator) else single_threaded()
+        )
+        with limit:
+            proba = self.estimator.predict_proba(x)
         return np.asarray(proba[:, 1], dtype=np.float64)
+
+    # The vigie.compiled hook: the estimator is the one part.
+    def compiled_parts(self) -> dict[str, Any]:
+        return {"estimator": self.estimator}
+
+    def with_compiled(self, predictors: Mapping[str, Any]) -> GammaModel:
+        if "estimator" not in predictors:
+            return self
+        return dataclasses.replace(self, estimator=predictors["estimator"])
 
     def operating_point(self, target_fpr: float | None = None) -> OperatingPoint:
         fpr = self.default_fpr if target_fpr is None else target_fpr
@@ -358,6 +389,15 @@ def p_gamma(model: object, values: npt.ArrayLike) -> FloatArray:
     if model.feature_names != [f["name"] for f in FEATURES]:
         raise ValueError("model was trained on other features than this code computes; retrain")
     return model.p_gamma(values)
+
+
+def compiled_parts(model: GammaModel, check_rows: npt.ArrayLike) -> list[compiled.Part]:
+    """What :func:`vigie.compiled.compile_parts` compiles: the estimator, checked on the
+    features of ``check_rows`` (the held-out slice's, from :attr:`TrainingResult.check_rows`)."""
+    return [
+        compiled.Part(name, est, check_rows, COMPILED_TOLERANCE, "P(gamma)")
+        for name, est in model.compiled_parts().items()
+    ]
 
 
 def evaluate(model: object, values: npt.ArrayLike, y: npt.ArrayLike) -> dict[str, float]:
@@ -434,6 +474,7 @@ class TrainingResult:
     hyperparameters: dict[str, Any]
     baselines: dict[str, Any]
     features: list[dict[str, str]]
+    check_rows: FloatArray  # features of the held-out slice, to check the compiled form on
 
 
 def _check_training_set(y: IntArray) -> None:
@@ -593,4 +634,5 @@ def fit(
         hyperparameters=hyperparameters,
         baselines=baselines,
         features=[dict(f) for f in FEATURES],
+        check_rows=x_hold,
     )

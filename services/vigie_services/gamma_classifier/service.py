@@ -56,6 +56,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vigie.compiled import compile_parts
 from vigie.errors import ConfigError, Unprocessable, field_error
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, ModelLoadError, sha256_file
@@ -366,6 +367,7 @@ class GammaClassifierService(PredictionService[GammaEvent]):
         values, y = clf.load_events(path)
         result = clf.fit(values, y, progress)
         elapsed = time.perf_counter() - started
+        bundle = compile_parts(clf.compiled_parts(result.model, result.check_rows), progress)
         card: dict[str, Any] = {
             "title": self.title,
             "training_data": [{"path": str(path), "sha256": sha256_file(path), "rows": len(y)}],
@@ -391,6 +393,7 @@ class GammaClassifierService(PredictionService[GammaEvent]):
             },
             "hyperparameters": result.hyperparameters,
             "training_time_s": round(elapsed, 2),
+            "compiled": bundle,
         }
         return TrainedModel(model=result.model, card=card)
 

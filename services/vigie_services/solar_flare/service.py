@@ -61,6 +61,7 @@ from pydantic import (
     model_validator,
 )
 
+from vigie.compiled import compile_parts
 from vigie.errors import ConfigError, Unprocessable, field_error
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, sha256_file
@@ -449,6 +450,7 @@ class SolarFlareService(PredictionService[FlareDay]):
         table = sm.load_table(path)
         result = md.fit(table, progress)
         elapsed = time.perf_counter() - started
+        bundle = compile_parts(md.compiled_parts(result.model, result.check_rows), progress)
         thresholds = result.model.thresholds
         metrics = {
             key: {
@@ -509,6 +511,7 @@ class SolarFlareService(PredictionService[FlareDay]):
             },
             "hyperparameters": result.hyperparameters,
             "training_time_s": round(elapsed, 2),
+            "compiled": bundle,
         }
         return TrainedModel(model=result.model, card=card)
 

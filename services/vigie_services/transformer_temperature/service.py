@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from vigie.compiled import compile_parts
 from vigie.errors import ConfigError, Unprocessable, field_error
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, sha256_file
@@ -263,6 +264,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
             series[asset] = fc.load_series(path)
         result = fc.fit(series, progress)
         elapsed = time.perf_counter() - started
+        bundle = compile_parts(fc.compiled_parts(result.model, result.check_rows), progress)
         training_data = [
             {
                 "path": str(path),
@@ -307,6 +309,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
             },
             "hyperparameters": result.hyperparameters,
             "training_time_s": round(elapsed, 2),
+            "compiled": bundle,
         }
         return TrainedModel(model=result.model, card=card)
 

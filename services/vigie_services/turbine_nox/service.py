@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
+from vigie.compiled import compile_parts
 from vigie.errors import ConfigError
 from vigie.levels import Level
 from vigie.modelstore import LoadedModel, sha256_file
@@ -389,6 +390,7 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
             raise ValueError(f"{path}: missing column '{pems.YEAR}'")
         result = pems.fit(frame, progress)
         elapsed = time.perf_counter() - started
+        bundle = compile_parts(pems.compiled_parts(result.model, result.check_rows), progress)
         years = sorted(int(y) for y in frame[pems.YEAR].unique())
         card: dict[str, Any] = {
             "title": self.title,
@@ -416,6 +418,7 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
             },
             "hyperparameters": result.hyperparameters,
             "training_time_s": round(elapsed, 2),
+            "compiled": bundle,
         }
         return TrainedModel(model=result.model, card=card)
 

@@ -47,8 +47,9 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass
 class Trained:
     card: ModelCard
-    model: clf.GammaModel
+    model: clf.GammaModel  # as the service serves it: compiled estimator when there is one
     artifact: Path
+    joblib_model: clf.GammaModel  # the reference
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +58,8 @@ def trained(trained_models: Path) -> Trained:
     version = store.current_version(SERVICE)
     card = store.read_card(SERVICE, version)
     artifact = store.service_dir(SERVICE) / version / card.artifact.file
-    return Trained(card=card, model=joblib.load(artifact), artifact=artifact)
+    serving = store.load_current(SERVICE).serving().model
+    return Trained(card=card, model=serving, artifact=artifact, joblib_model=joblib.load(artifact))
 
 
 @dataclass
