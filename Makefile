@@ -7,7 +7,7 @@ VIGIE  := $(BIN)/vigie
 SERVICES ?= solar-flare gamma-classifier transformer-temperature turbine-nox energy-anomaly
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps keys models run test test-fast bench-alerting lint fmt clean
+.PHONY: help setup system-deps keys models run test test-fast bench bench-alerting lint fmt clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ test: setup  ## run the whole test suite (starts its own redis-server and servic
 
 test-fast: $(BIN)/vigie  ## unit tests only
 	$(BIN)/python -m pytest -m 'not integration and not realdata'
+
+bench: setup models  ## fleet throughput and latency through the gateway vs a plain FastAPI baseline (wrk)
+	@scripts/ensure-system-deps wrk
+	$(BIN)/python -m bench.fleet $(BENCH_ARGS)
 
 bench-alerting: $(BIN)/vigie  ## latency from a level event to its webhook (1000 events, 100/s)
 	$(BIN)/python -m bench.alerting_latency --events 1000 --rate 100
