@@ -39,7 +39,7 @@ from vigie.metrics import ServiceMetrics, install_metrics
 from vigie.modelstore import LoadedModel, ModelLoadError, ModelStore
 from vigie.service import BatchSummary, PredictionService, Scored, StrictModel
 from vigie.settings import VigieSettings
-from vigie.spool import Spool
+from vigie.spool import Spool, spool_path
 from vigie.state import AssetStateStore
 from vigie.storage import Observation, PredictionLog, PredictionRecord, make_engine
 
@@ -212,7 +212,7 @@ def create_app(
         }
         redis_async = aioredis.Redis.from_url(settings.redis_url, **redis_kw)
         redis_sync = redis.Redis.from_url(settings.redis_url, **redis_kw)
-        spool = Spool(settings.var_dir / "spool" / f"{name}.sqlite")
+        spool = Spool(spool_path(settings, name))
         rt.publisher = LevelPublisher(
             name,
             redis_async=redis_async,

@@ -210,12 +210,15 @@ def _prepare(service: str, settings: VigieSettings) -> None:
         migrate(alerting.database_url_for(service))
         return
     from vigie.app import create_app
+    from vigie.spool import Spool, spool_path
     from vigie.storage import ensure_schema, make_engine
 
     create_app(_service(service, settings), settings)
     engine = make_engine(settings.database_url_for(service))
     ensure_schema(engine)
     engine.dispose()
+    # The workers' shared outbox, made (and switched to WAL) once before they fork.
+    Spool(spool_path(settings, service))
 
 
 @app.command()

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,33 @@ def test_idem_records_expire(spool: Spool) -> None:
     # An expired claim no longer blocks a new one.
     assert spool.idem_claim("k", b"new", ttl_s=60) is None
     assert spool.idem_get("k") == b"new"
+
+
+def _open_spool(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        Spool(Path(path))
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, asserted there
+        results.put(repr(exc))
+
+
+def test_workers_forked_together_all_open_a_new_spool(tmp_path: Path) -> None:
+    """gunicorn forks the workers of a service at once and each opens the same new outbox file;
+    switching it to WAL used to fail one of them with 'database is locked', and gunicorn then
+    stopped the whole service (seen in CI)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        path = tmp_path / f"spool-{attempt}.sqlite"
+        barrier, results = ctx.Barrier(8), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_spool, args=(str(path), barrier, results)) for _ in range(8)
+        ]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=30) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert outcomes == ["ok"] * 8, outcomes
