@@ -2,7 +2,9 @@
 
 Durable path: Redis Stream ``vigie:levels``; each entry has one field, ``event``, holding the event
 JSON. Live path: pub/sub channel ``vigie:levels:<service>``, same JSON. Both are sent in one
-MULTI/EXEC round trip.
+MULTI/EXEC round trip; the events of requests answered together (see :mod:`vigie.executor`) share
+that round trip, so a client waits for one round trip however busy the worker is, and Redis sees
+one transaction per burst instead of one per request.
 
 When Redis cannot be reached the event goes to the local outbox (:class:`vigie.spool.Spool`)
 and the prediction still answers. While the outbox holds anything, newer events queue behind it,
@@ -19,6 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -59,6 +62,14 @@ class LevelEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
+@dataclass
+class _Batch:
+    """Events that go to Redis in one round trip, and whether they went."""
+
+    sent: asyncio.Future[bool]
+    payloads: list[bytes] = field(default_factory=list)
+
+
 def live_channel(service: str) -> str:
     return f"vigie:levels:{service}"
 
@@ -89,28 +100,56 @@ class LevelPublisher:
         self._flush_interval_s = flush_interval_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._collecting: _Batch | None = None  # the batch that events published now join
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def publish(self, event: LevelEvent) -> str:
         """Send one event; returns ``published`` or ``queued``. Never raises for Redis trouble."""
         payload = event.to_json()
         if not self._spool.outbox_pending():
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.xadd(
-                        self._stream, {"event": payload}, maxlen=self._maxlen, approximate=True
-                    )
-                    pipe.publish(self._channel, payload)
-                    await pipe.execute()
-            except REDIS_ERRORS as exc:
-                self._metrics.publish_failures.labels(self.service).inc()
-                log.warning("level event %s queued locally: redis: %s", event.event_id, exc)
-            else:
-                self._metrics.level_events.labels(self.service, "published").inc()
+            batch = self._collecting
+            if batch is None:
+                # Sent once the requests that are running now have published too.
+                loop = asyncio.get_running_loop()
+                batch = self._collecting = _Batch(loop.create_future())
+                loop.call_soon(self._send_collected, batch)
+            batch.payloads.append(payload)
+            # Shielded: a client that goes away must not cancel the others' round trip.
+            if await asyncio.shield(batch.sent):
                 return "published"
         await asyncio.to_thread(self._spool.outbox_append, payload)
         self._metrics.level_events.labels(self.service, "queued").inc()
         self._wake.set()
         return "queued"
+
+    def _send_collected(self, batch: _Batch) -> None:
+        self._collecting = None
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: _Batch) -> None:
+        """One MULTI/EXEC for the batch; its waiters learn whether it went (else they queue)."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for payload in batch.payloads:
+                    pipe.xadd(
+                        self._stream, {"event": payload}, maxlen=self._maxlen, approximate=True
+                    )
+                    pipe.publish(self._channel, payload)
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._metrics.publish_failures.labels(self.service).inc()
+            log.warning("%d level events queued locally: redis: %s", len(batch.payloads), exc)
+            batch.sent.set_result(False)
+        except BaseException as exc:  # a bug, or cancelled at shutdown: the waiters queue theirs
+            batch.sent.set_result(False)
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("level events not sent; queued locally")
+            raise
+        else:
+            self._metrics.level_events.labels(self.service, "published").inc(len(batch.payloads))
+            batch.sent.set_result(True)
 
     def _send_batch(self, payloads: Sequence[bytes]) -> None:
         pipe = self._redis_sync.pipeline(transaction=True)
@@ -148,6 +187,8 @@ class LevelPublisher:
         self._task = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def stop(self) -> None:
+        if self._sending:  # round trips under way: their requests are waiting for them
+            await asyncio.wait(list(self._sending), timeout=5)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -128,6 +128,45 @@ def test_publish_writes_the_stream_and_the_live_channel(
     sub.close()
 
 
+def test_concurrent_publishes_share_one_round_trip(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    events = [event(asset=f"T{i}", value=float(i)) for i in range(20)]
+    client = redis_server.client()
+
+    def exec_calls() -> int:
+        stats: Any = client.info("commandstats")
+        return int(stats.get("cmdstat_exec", {}).get("calls", 0))
+
+    async def scenario(h: Harness) -> None:
+        before = exec_calls()
+        outcomes = await asyncio.gather(*(h.publisher.publish(e) for e in events))
+        assert outcomes == ["published"] * 20
+        assert exec_calls() - before == 1  # one MULTI/EXEC for the burst
+        assert h.counter("published") == 20
+        # A later publish is a new round trip of its own.
+        assert await h.publisher.publish(event(asset="T99")) == "published"
+        assert exec_calls() - before == 2
+
+    run(redis_server, tmp_path, scenario)
+    assert [e["event_id"] for e in stream_events(redis_server)][:20] == [e.event_id for e in events]
+
+
+def test_a_burst_that_cannot_reach_redis_is_queued_whole(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    events = [event(asset=f"T{i}", value=float(i)) for i in range(5)]
+
+    async def scenario(h: Harness) -> None:
+        redis_server.stop()
+        outcomes = await asyncio.gather(*(h.publisher.publish(e) for e in events))
+        assert outcomes == ["queued"] * 5
+        assert h.failures() == 1  # one failed round trip for the whole burst
+        assert h.spool.outbox_depth() == 5
+
+    run(redis_server, tmp_path, scenario)
+
+
 def test_redis_down_queues_quickly_then_flush_delivers_in_order_once(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
