@@ -1,0 +1,106 @@
+"""The thread that runs a worker's model calls, off the event loop.
+
+A request hands its call over and awaits the result. The thread runs, in arrival order, every
+call queued since it last woke, then hands all their results back to the event loop with one
+wake-up. Under load a burst of concurrent requests costs one thread switch, not one each: a hop
+through anyio's thread pool (``run_in_threadpool``) costs about as much CPU as a compiled
+model's single-row call, so paying it once per request would double the price of a prediction.
+
+One thread per worker: gunicorn runs one worker per core, so more threads would only compete
+for the same core (and for the GIL, which ONNX Runtime releases while it computes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+_Done = tuple["asyncio.Future[Any]", bool, Any]
+
+
+class CallThread:
+    """Runs callables on one dedicated thread; :meth:`run` awaits one of them."""
+
+    def __init__(self, name: str = "model-calls") -> None:
+        self._name = name
+        self._jobs: deque[_Job | None] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.calls = 0  # calls run so far
+        self.wakeups = 0  # rounds of calls handed back together (calls/wakeups: the batching)
+
+    def start(self) -> None:
+        """Bind to the running event loop and start the thread."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the thread, in the caller's context (its request id for the logs)."""
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            raise RuntimeError(f"{self._name}: not started")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.append((contextvars.copy_context(), fn, args, future))
+        # The thread sets _idle before its last look at the queue (see _work): either it sees
+        # this job there, or this sees _idle and wakes it.
+        if self._idle:
+            self._wake.set()
+        return await future
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the queued calls, then end the thread."""
+        if self._thread is None:
+            return
+        self._jobs.append(None)
+        self._wake.set()
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _work(self) -> None:
+        assert self._loop is not None
+        while True:
+            self._idle = True
+            if not self._jobs:
+                self._wake.wait()
+            self._wake.clear()
+            self._idle = False
+            while self._jobs:
+                # What was queued when we looked, handed back together: later arrivals wait for
+                # the next round, so a burst does not hold back the first results.
+                self.wakeups += 1
+                done: list[_Done] = []
+                for _ in range(len(self._jobs)):
+                    job = self._jobs.popleft()
+                    if job is None:
+                        self._hand_back(done)
+                        return
+                    context, fn, args, future = job
+                    try:
+                        done.append((future, True, context.run(fn, *args)))
+                    except BaseException as exc:  # handed to the awaiting request, raised there
+                        done.append((future, False, exc))
+                    self.calls += 1
+                self._hand_back(done)
+
+    def _hand_back(self, done: list[_Done]) -> None:
+        if done and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(_settle, done)
+
+
+def _settle(done: list[_Done]) -> None:
+    for future, ok, value in done:
+        if future.cancelled():  # the client went away; nothing awaits this result
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
