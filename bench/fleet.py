@@ -530,9 +530,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the services' access log line per request (VIGIE_ACCESS_LOG; default on, "
-        "as users run them)",
+        default=False,
+        help="also the services' own access line per request (VIGIE_ACCESS_LOG; default off, "
+        "as `vigie fleet run` runs them: the gateway writes one line per request)",
     )
     p.add_argument(
         "--baseline",

@@ -124,6 +124,11 @@ def prepare(settings: VigieSettings, fleet: FleetSettings, console: Console) -> 
         "VIGIE_NGINX_CONFIG": str(gateway.config),
         "PYTHONUNBUFFERED": "1",
     }
+    # One line per request is written once, by the gateway (var/nginx/logs/access.json, with the
+    # request id the services put in their own lines). The services' access lines would repeat
+    # it and honcho would relay each through a pipe, which costs more CPU than a prediction
+    # (see README, Performance); VIGIE_ACCESS_LOG=true in the environment turns them back on.
+    env.setdefault("VIGIE_ACCESS_LOG", "false")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each service gets its own from `vigie serve`
     for piece in fleet.pieces:
         env[f"VIGIE_PORT_{piece.upper().replace('-', '_')}"] = str(fleet.port(piece))
@@ -181,7 +186,7 @@ def banner(settings: VigieSettings, fleet: FleetSettings, prepared: Prepared) ->
     lines += [
         f"  {'redis':<{width}}{fleet.redis_url}",
         f"  {'logs':<{width}}gateway: {os.path.relpath(prepared.gateway.access_log)}; "
-        "services: below, one JSON line each",
+        "services: below (errors, lifecycle; VIGIE_ACCESS_LOG=true adds a line per request)",
         "",
         "token (1 h, every scope):",
         f"  export TOKEN={token}",
