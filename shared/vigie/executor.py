@@ -13,9 +13,10 @@ for the same core (and for the GIL, which ONNX Runtime releases while it compute
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,9 +31,7 @@ class CallThread:
 
     def __init__(self, name: str = "model-calls") -> None:
         self._name = name
-        self._jobs: deque[_Job | None] = deque()
-        self._wake = threading.Event()
-        self._idle = False
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.calls = 0  # calls run so far
@@ -49,47 +48,39 @@ class CallThread:
         if self._loop is None or self._thread is None or not self._thread.is_alive():
             raise RuntimeError(f"{self._name}: not started")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.append((contextvars.copy_context(), fn, args, future))
-        # The thread sets _idle before its last look at the queue (see _work): either it sees
-        # this job there, or this sees _idle and wakes it.
-        if self._idle:
-            self._wake.set()
+        self._jobs.put((contextvars.copy_context(), fn, args, future))
         return await future
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the queued calls, then end the thread."""
         if self._thread is None:
             return
-        self._jobs.append(None)
-        self._wake.set()
+        self._jobs.put(None)
         self._thread.join(timeout)
         self._thread = None
 
     def _work(self) -> None:
-        assert self._loop is not None
+        jobs = self._jobs
         while True:
-            self._idle = True
-            if not self._jobs:
-                self._wake.wait()
-            self._wake.clear()
-            self._idle = False
-            while self._jobs:
-                # What was queued when we looked, handed back together: later arrivals wait for
-                # the next round, so a burst does not hold back the first results.
-                self.wakeups += 1
-                done: list[_Done] = []
-                for _ in range(len(self._jobs)):
-                    job = self._jobs.popleft()
-                    if job is None:
-                        self._hand_back(done)
-                        return
-                    context, fn, args, future = job
-                    try:
-                        done.append((future, True, context.run(fn, *args)))
-                    except BaseException as exc:  # handed to the awaiting request, raised there
-                        done.append((future, False, exc))
-                    self.calls += 1
-                self._hand_back(done)
+            # What was queued when we looked, handed back together: later arrivals wait for
+            # the next round, so a burst does not hold back the first results.
+            batch = [jobs.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(jobs.get_nowait())
+            self.wakeups += 1
+            done: list[_Done] = []
+            for job in batch:
+                if job is None:
+                    self._hand_back(done)
+                    return
+                context, fn, args, future = job
+                try:
+                    done.append((future, True, context.run(fn, *args)))
+                except BaseException as exc:  # handed to the awaiting request, raised there
+                    done.append((future, False, exc))
+                self.calls += 1
+            self._hand_back(done)
 
     def _hand_back(self, done: list[_Done]) -> None:
         if done and self._loop is not None and not self._loop.is_closed():
