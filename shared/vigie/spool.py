@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vigie.sqlite import enable_wal
+
 if TYPE_CHECKING:
     from vigie.settings import VigieSettings
 
@@ -57,20 +59,11 @@ class Spool:
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, it is our lock.
         db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
-        # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
-        # locked" at once, without its busy handler, when the workers of a service that just
-        # forked all try it together: one of them then failed to boot, and gunicorn stopped
-        # the whole service. Retry within the busy timeout (once in WAL, the pragma is free).
-        deadline = time.monotonic() + self._busy_timeout_s
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    db.close()
-                    raise
-                time.sleep(0.02)
+        try:
+            enable_wal(db, self._busy_timeout_s)
+        except sqlite3.OperationalError:
+            db.close()
+            raise
         db.execute("PRAGMA synchronous=FULL")  # an event in the outbox must survive a crash
         return db
 

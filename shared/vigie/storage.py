@@ -43,6 +43,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vigie.metrics import ServiceMetrics
+from vigie.sqlite import enable_wal
 
 log = logging.getLogger(__name__)
 
@@ -146,18 +147,20 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS).decode()
 
 
+_SQLITE_TIMEOUT_S = 30.0
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
+        engine = create_engine(
+            url, connect_args={"timeout": _SQLITE_TIMEOUT_S}, json_serializer=_json
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL: readers never block the writer thread, workers share the file.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+            enable_wal(dbapi_conn, _SQLITE_TIMEOUT_S)
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
         return engine
     return create_engine(url, pool_pre_ping=True, json_serializer=_json)
