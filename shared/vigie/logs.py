@@ -18,12 +18,13 @@ import logging
 import logging.config
 import re
 import time
-import uuid
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
+
+from vigie.ids import new_hex
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -184,7 +185,7 @@ class RequestContext:
         if given is not None and _VALID_REQUEST_ID.fullmatch(given):
             request_id = given.decode("ascii")
         else:
-            request_id = uuid.uuid4().hex
+            request_id = new_hex()
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500  # what the server answers if the app sends nothing
 
