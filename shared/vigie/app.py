@@ -8,8 +8,6 @@ dependencies; nothing happens at import time. :func:`app_for` is the gunicorn en
 """
 
 import logging
-import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +21,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from starlette.middleware import Middleware
 from starlette.responses import Response
 
 from vigie.auth.verify import Authenticator, Principal
@@ -30,13 +29,15 @@ from vigie.errors import (
     ModelUnavailable,
     PayloadTooLarge,
     Unprocessable,
+    client_error_response,
     field_error,
     install_error_handlers,
 )
 from vigie.events import LevelEvent, LevelPublisher
-from vigie.executor import CallThread
+from vigie.executor import CallThread, ModelCalls
 from vigie.http import JSONResponse
 from vigie.idempotency import IdempotencyStore, StoredResponse
+from vigie.ids import hex_run, new_hex
 from vigie.levels import Level
 from vigie.logs import configure_logging, current_request_id, install_request_context
 from vigie.metrics import ServiceMetrics, install_metrics
@@ -56,9 +57,6 @@ AssetId = Annotated[
 ]
 
 
-_ID_MASK = (1 << 128) - 1
-
-
 @dataclass
 class Runtime:
     """The per-app dependencies, created in the lifespan."""
@@ -71,7 +69,7 @@ class Runtime:
     publisher: LevelPublisher | None = None
     idempotency: IdempotencyStore | None = None
     prediction_log: PredictionLog | None = None
-    model_calls: CallThread = field(default_factory=CallThread)
+    model_thread: CallThread = field(default_factory=CallThread)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def loaded_model(self) -> LoadedModel:
@@ -232,6 +230,42 @@ class _BodyLimit:
         await self.app(scope, counting_receive, send)
 
 
+class _HotRoute:
+    """Pure ASGI: ``POST path`` goes straight to ``endpoint``, past Starlette's routing, FastAPI's
+    dependency injection and the exception middleware, which together spent as much CPU on the
+    event loop as everything else a prediction does. Installed inside the request context,
+    metrics and body limit, which still apply; client errors get the one error handler, anything
+    else reaches the 500 handler as from any route. Other requests pass through."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        route: Any,
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+        self.route = route
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route  # what the metrics label requests by
+        request = Request(scope, receive)
+        try:
+            response = await self.endpoint(request)
+        except Exception as exc:
+            error = await client_error_response(request, exc)
+            if error is None:
+                raise
+            response = error
+        await response(scope, receive, send)
+
+
 def create_app(
     service: PredictionService[Any],
     settings: VigieSettings,
@@ -275,12 +309,12 @@ def create_app(
         )
         rt.prediction_log.start()
         rt.publisher.start()
-        rt.model_calls.start()
+        rt.model_thread.start()
         await run_in_threadpool(rt.load_model)
         try:
             yield
         finally:
-            await run_in_threadpool(rt.model_calls.stop)
+            await run_in_threadpool(rt.model_thread.stop)
             await rt.publisher.stop()
             await run_in_threadpool(rt.prediction_log.close)
             await redis_async.aclose()
@@ -296,6 +330,13 @@ def create_app(
     metrics = install_metrics(app, name)
     runtime = Runtime(settings, service, metrics, ModelStore(settings.models_dir))
     app.state.runtime = runtime
+    model_calls = ModelCalls(
+        runtime.model_thread,
+        budget_s=settings.inline_predict_budget_us / 1e6,
+        max_inline_rows=settings.inline_predict_max_rows,
+        inline=not service.predict_does_io,
+    )
+    app.state.model_calls = model_calls
     _document_body(app, "/v1/predict", PredictRequest)
     install_error_handlers(app)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
@@ -316,7 +357,7 @@ def create_app(
         loaded = runtime.loaded_model()
         assert runtime.idempotency and runtime.publisher and runtime.prediction_log
         # RequestContext's id: the one of the access line and of the X-Request-ID it answers.
-        request_id = current_request_id() or uuid.uuid4().hex
+        request_id = current_request_id() or new_hex()
         claim = None
         idem_key = request.headers.get("idempotency-key")
         if idem_key is not None:
@@ -343,7 +384,8 @@ def create_app(
     async def _predict(body: Any, loaded: LoadedModel, request_id: str) -> bytes:
         assert runtime.publisher and runtime.prediction_log
         asset_id: str = body.asset_id
-        scored = await runtime.model_calls.run(service.predict, asset_id, body.measurements)
+        measurements = body.measurements
+        scored = await model_calls.run(len(measurements), service.predict, asset_id, measurements)
         version = loaded.version
         summary = service.summarize(asset_id, scored)
         items = [{"timestamp": s.timestamp, "level": s.level, **s.body} for s in scored]
@@ -361,13 +403,11 @@ def create_app(
         await runtime.publisher.publish(
             _level_event(runtime, asset_id, scored, summary, version, request_id)
         )
-        # One random 128-bit base per request, one id per row after it: unique, and cheaper
-        # than a uuid4 per row.
-        base = int.from_bytes(os.urandom(16), "big")
+        row_ids = hex_run(len(scored))
         runtime.prediction_log.submit(
             [
                 PredictionRecord(
-                    prediction_id=f"{(base + i) & _ID_MASK:032x}",
+                    prediction_id=row_id,
                     asset_id=asset_id,
                     timestamp=s.timestamp,
                     request_id=request_id,
@@ -377,12 +417,21 @@ def create_app(
                     prediction=item,
                     points=s.points,
                 )
-                for i, (s, item) in enumerate(zip(scored, items, strict=True))
+                for row_id, s, item in zip(row_ids, scored, items, strict=True)
             ]
         )
         for lvl, count in Counter(s.level for s in scored).items():
             metrics.predictions.labels(name, lvl).inc(count)
         return orjson.dumps(response, option=orjson.OPT_UTC_Z)
+
+    app.user_middleware.append(  # the innermost of the middleware (see _HotRoute)
+        Middleware(
+            _HotRoute,
+            path="/v1/predict",
+            endpoint=predict,
+            route=next(r for r in app.routes if getattr(r, "path", None) == "/v1/predict"),
+        )
+    )
 
     @app.post("/v1/feedback", summary="Observed values for earlier predictions")
     async def feedback(

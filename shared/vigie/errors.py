@@ -183,6 +183,17 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(VigieError("internal error; the request id is in the server log"))
 
 
+async def client_error_response(request: Request, exc: Exception) -> JSONResponse | None:
+    """The envelope of a client error raised where Starlette's exception middleware does not
+    reach (a hot route served by a middleware), by the same handlers; None for anything else,
+    which must go on to the 500 handler."""
+    if isinstance(exc, VigieError):
+        return await _on_vigie_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return await _on_validation_error(request, exc)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the one envelope."""
     app.add_exception_handler(VigieError, _on_vigie_error)

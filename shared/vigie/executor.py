@@ -1,10 +1,11 @@
-"""The thread that runs a worker's model calls, off the event loop.
+"""Where a worker runs its model calls: :class:`CallThread`, one thread off the event loop, and
+:class:`ModelCalls`, which keeps the small, measured-cheap calls on the event loop itself.
 
 A request hands its call over and awaits the result. The thread runs, in arrival order, every
 call queued since it last woke, then hands all their results back to the event loop with one
 wake-up. Under load a burst of concurrent requests costs one thread switch, not one each: a hop
-through anyio's thread pool (``run_in_threadpool``) costs about as much CPU as a compiled
-model's single-row call, so paying it once per request would double the price of a prediction.
+through anyio's thread pool (``run_in_threadpool``) costs more CPU than a compiled model's
+single-row call, so paying it once per request would double the price of a prediction.
 
 One thread per worker: gunicorn runs one worker per core, so more threads would only compete
 for the same core (and for the GIL, which ONNX Runtime releases while it computes).
@@ -17,6 +18,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -95,3 +97,54 @@ def _settle(done: list[_Done]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+class ModelCalls:
+    """Where a worker's ``predict`` calls run: on the event loop itself when they are small and
+    measured cheap, on the :class:`CallThread` otherwise.
+
+    A compiled model answers one row in tens of microseconds, less than any thread hop, and a
+    second thread running Python makes the event loop wait for the GIL each time it comes back
+    from a system call (a socket write waited up to a switch interval, 5 ms, in the profiles).
+    So calls of at most ``max_inline_rows`` rows whose running mean (measured on every such
+    call, wherever it ran) is under ``budget_s`` run inline; anything bigger, slower, or from a
+    service that does I/O in ``predict`` (``inline=False``) goes to the thread. Until the mean
+    is known, small calls go to the thread too.
+    """
+
+    def __init__(
+        self,
+        thread: CallThread,
+        *,
+        budget_s: float,
+        max_inline_rows: int,
+        inline: bool = True,
+        smoothing: float = 0.05,
+    ) -> None:
+        self.thread = thread
+        self.budget_s = budget_s
+        self.max_inline_rows = max_inline_rows
+        self.inline = inline and budget_s > 0 and max_inline_rows > 0
+        self._smoothing = smoothing
+        self.mean_small_s: float | None = None  # running mean duration of small calls
+        self.inline_calls = 0
+
+    async def run(self, rows: int, fn: Callable[..., T], *args: Any) -> T:
+        if rows > self.max_inline_rows:
+            return await self.thread.run(fn, *args)
+        mean = self.mean_small_s
+        if self.inline and mean is not None and mean < self.budget_s:
+            self.inline_calls += 1
+            return self._timed(fn, *args)
+        return await self.thread.run(self._timed, fn, *args)
+
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            elapsed = time.perf_counter() - start
+            mean = self.mean_small_s
+            self.mean_small_s = (
+                elapsed if mean is None else mean + self._smoothing * (elapsed - mean)
+            )

@@ -156,6 +156,9 @@ class PredictionService(ABC, Generic[M]):
     Prediction: ClassVar[type[BaseModel]]
     target: ClassVar[Target]
     replay_batch: ClassVar[int] = 100  # default new rows per replay request (``vigie replay``)
+    #: Set when :meth:`predict` waits on I/O (Redis, a database): it then always runs on the
+    #: model thread, never inline on the event loop (see :class:`vigie.executor.ModelCalls`).
+    predict_does_io: ClassVar[bool] = False
 
     def __init__(self, settings: VigieSettings) -> None:
         self.settings = settings

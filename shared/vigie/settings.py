@@ -68,6 +68,12 @@ class VigieSettings(BaseSettings):
     levels_stream_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     prediction_log_flush_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     prediction_log_batch: Annotated[int, Field(ge=1)] = 1000
+    inline_predict_budget_us: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=200,
+        description="predict calls of few rows measured faster than this run on the event loop "
+        "instead of the model thread (0: never); see vigie.executor.ModelCalls",
+    )
+    inline_predict_max_rows: Annotated[int, Field(ge=0, le=10_000)] = 8
     asset_config: Path | None = Field(
         default=None, description="JSON file with per-asset settings (thresholds...), per service"
     )

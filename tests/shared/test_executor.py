@@ -6,10 +6,11 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from vigie.executor import CallThread
+from vigie.executor import CallThread, ModelCalls
 
 REQUEST = contextvars.ContextVar("request", default="none")
 
@@ -108,3 +109,72 @@ def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
 def test_run_before_start_is_refused() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         asyncio.run(CallThread("x").run(lambda: None))
+
+
+def _where() -> int:
+    return threading.get_ident()
+
+
+def test_cheap_small_calls_run_inline_once_measured() -> None:
+    async def main() -> tuple[list[int], ModelCalls]:
+        calls = ModelCalls(CallThread(), budget_s=0.01, max_inline_rows=8)
+        calls.thread.start()
+        try:
+            first = await calls.run(1, _where)  # not measured yet: on the thread
+            then = [await calls.run(1, _where) for _ in range(5)]
+            big = await calls.run(9, _where)  # over max_inline_rows: on the thread
+        finally:
+            calls.thread.stop()
+        return [first, *then, big], calls
+
+    (first, *then, big), calls = asyncio.run(main())
+    loop_thread = threading.get_ident()
+    assert first != loop_thread and big != loop_thread
+    assert then == [loop_thread] * 5 and calls.inline_calls == 5
+    assert calls.mean_small_s is not None and calls.mean_small_s < 0.01
+
+
+def test_slow_calls_and_io_services_stay_on_the_thread() -> None:
+    async def main(calls: ModelCalls, fn: Callable[[], int]) -> set[int]:
+        calls.thread.start()
+        try:
+            return {await calls.run(1, fn) for _ in range(5)}
+        finally:
+            calls.thread.stop()
+
+    def slow() -> int:
+        time.sleep(0.003)
+        return threading.get_ident()
+
+    loop_thread = threading.get_ident()
+    slow_calls = ModelCalls(CallThread(), budget_s=0.001, max_inline_rows=8)
+    assert loop_thread not in asyncio.run(main(slow_calls, slow))
+    io_calls = ModelCalls(CallThread(), budget_s=1.0, max_inline_rows=8, inline=False)
+    assert loop_thread not in asyncio.run(main(io_calls, _where))
+    off = ModelCalls(CallThread(), budget_s=0.0, max_inline_rows=8)
+    assert loop_thread not in asyncio.run(main(off, _where))
+    assert slow_calls.inline_calls == io_calls.inline_calls == off.inline_calls == 0
+
+
+def test_a_call_that_turns_slow_goes_back_to_the_thread() -> None:
+    delay = [0.0]
+
+    def work() -> int:
+        time.sleep(delay[0])
+        return threading.get_ident()
+
+    async def main() -> list[int]:
+        calls = ModelCalls(CallThread(), budget_s=0.002, max_inline_rows=1, smoothing=0.5)
+        calls.thread.start()
+        try:
+            seen = [await calls.run(1, work) for _ in range(3)]  # cheap: inline after the first
+            delay[0] = 0.01
+            seen += [await calls.run(1, work) for _ in range(6)]
+        finally:
+            calls.thread.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    loop_thread = threading.get_ident()
+    assert seen[1:3] == [loop_thread, loop_thread]
+    assert seen[-1] != loop_thread  # the running mean crossed the budget
