@@ -80,7 +80,7 @@ class Runtime:
     def load_model(self) -> None:
         name = self.service.name
         try:
-            loaded = self.store.load_current(name)
+            loaded = self.store.load_current(name, lean=True)
             self.service.bind(loaded)
         except Exception as exc:
             # A verified artifact the service cannot use (or a bug in bind) must leave the

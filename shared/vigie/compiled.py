@@ -622,6 +622,23 @@ def check_rows(rows: npt.ArrayLike, limit: int = MAX_CHECK_ROWS) -> np.ndarray:
     return arr
 
 
+class CompiledSlot:
+    """Stands for a compiled part inside a serving artifact (see :mod:`vigie.modelstore`): the
+    loader puts the part's :class:`CompiledPredictor` in its place. It predicts nothing itself,
+    and pickles without scikit-learn."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"CompiledSlot({self.name!r})"
+
+    def _unfilled(self, *_args: Any, **_kwargs: Any) -> np.ndarray:
+        raise RuntimeError(f"compiled part {self.name!r} was not loaded into its slot")
+
+    predict = predict_proba = score_samples = _unfilled
+
+
 # ---------------------------------------------------------------------------------- training
 
 

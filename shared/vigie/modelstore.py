@@ -15,6 +15,15 @@ the largest difference from the joblib estimator measured at training and the to
 the part was not published. A card without ``compiled`` (older models) still loads: the service
 uses the joblib model.
 
+Serving artifact
+----------------
+When every part is compiled, ``publish`` also writes ``serving.joblib``: the model with a
+:class:`~vigie.compiled.CompiledSlot` in place of each compiled estimator (listed in the card as
+``compiled.serving`` with its sha256). The runtime loads it (``load_current(lean=True)``) and
+fills the slots with the ONNX Runtime predictors: a worker then holds neither the estimators'
+arrays nor, when the service's modules import it lazily, scikit-learn itself (~150 MB of RSS per
+worker). Everything else (``vigie evaluate``, the bench's reference) loads the joblib model.
+
 Loading verifies each listed file like the artifact, before anything is unpickled. **A mismatch
 (or a listed file that is missing) refuses the whole model** (:class:`ModelIntegrityError`, so
 readyz answers 503 and the log says which file and both hashes): the files in the version folder
@@ -43,11 +52,12 @@ from typing import Any
 import joblib
 from pydantic import BaseModel, ConfigDict
 
-from vigie.compiled import PRECISION, CompiledBundle, CompiledPredictor
+from vigie.compiled import PRECISION, CompiledBundle, CompiledPredictor, CompiledSlot
 
 log = logging.getLogger(__name__)
 
 ARTIFACT = "model.joblib"
+SERVING_ARTIFACT = "serving.joblib"
 CARD = "card.json"
 CURRENT = "current"
 
@@ -110,6 +120,8 @@ class Compiled(BaseModel):
     libraries: dict[str, str] = {}
     build_time_s: float = 0.0
     parts: list[CompiledPart]
+    # The model with slots for its compiled parts, when all are (see the module docstring).
+    serving: Artifact | None = None
 
 
 class ModelCard(BaseModel):
@@ -225,13 +237,21 @@ class ModelStore:
             )
         return card
 
-    def load_current(self, service: str, *, compiled: bool = True) -> LoadedModel:
+    def load_current(
+        self, service: str, *, compiled: bool = True, lean: bool = False
+    ) -> LoadedModel:
         """Load the model in service, verifying its sha256 (and those of its compiled files)
         against its card before unpickling; ``compiled=False`` skips building the ONNX Runtime
-        sessions (the files are verified all the same)."""
+        sessions (the files are verified all the same). ``lean=True`` (what a serving worker
+        asks) loads the serving artifact instead of the joblib model when the card has one and
+        every part's session builds: ``model`` is then the served model, already compiled."""
         version = self.current_version(service)
         card = self.read_card(service, version)
         folder = self.service_dir(service) / version
+        if lean and compiled:
+            loaded = self._load_lean(service, folder, card)
+            if loaded is not None:
+                return loaded
         path = folder / card.artifact.file
         if not path.is_file():
             raise ModelLoadError(f"model artifact {path} is missing")
@@ -249,6 +269,37 @@ class ModelStore:
         if compiled:
             predictors, status, complete = self._compiled_predictors(card, files)
             (log.info if complete else log.warning)("%s %s: %s", service, version, status)
+        return LoadedModel(
+            card=card, model=model, path=path, compiled=predictors, compiled_status=status
+        )
+
+    def _load_lean(self, service: str, folder: Path, card: ModelCard) -> LoadedModel | None:
+        """The serving artifact with its slots filled; None (and one log line) when the card has
+        none or a part cannot be served compiled, so the joblib model serves instead."""
+        serving = card.compiled.serving if card.compiled else None
+        if card.compiled is None or serving is None:
+            return None
+        path = folder / serving.file
+        if Path(serving.file).name != serving.file or not path.is_file():
+            raise ModelIntegrityError(
+                f"refusing the serving artifact {path}: the model card lists it but it is "
+                f"missing or misnamed; the model is not loaded (retrain with "
+                f"`vigie train {service}` or restore the file)"
+            )
+        actual = sha256_file(path)
+        if actual != serving.sha256:
+            raise ModelIntegrityError(
+                f"refusing to load {path}: its sha256 is {actual} but its model card says "
+                f"{serving.sha256}; the file was modified or replaced, so it is not unpickled "
+                f"(retrain with `vigie train {service}` or restore the file)"
+            )
+        files = self._verify_compiled(service, folder, card)
+        predictors, status, complete = self._compiled_predictors(card, files)
+        if not complete:
+            log.warning("%s %s: serving artifact not used: %s", service, card.version, status)
+            return None
+        model = joblib.load(path).with_compiled(predictors)
+        log.info("%s %s: %s; serving artifact %s", service, card.version, status, serving.file)
         return LoadedModel(
             card=card, model=model, path=path, compiled=predictors, compiled_status=status
         )
@@ -349,6 +400,8 @@ class ModelStore:
             joblib.dump(model, artifact, compress=3)
             sha = sha256_file(artifact)
             compiled = _write_compiled(staging, bundle) if bundle is not None else None
+            if compiled is not None:
+                compiled["serving"] = _write_serving(staging, model, compiled)
             now = now or datetime.now(UTC)
             version = f"{now:%Y-%m-%dT%H-%M-%SZ}-{sha[:6]}"
             card = ModelCard.model_validate(
@@ -385,6 +438,18 @@ class ModelStore:
         tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)  # atomic: a loader sees the old or the new version, never half
+
+
+def _write_serving(folder: Path, model: Any, compiled: dict[str, Any]) -> dict[str, Any] | None:
+    """Write the serving artifact (see the module docstring) when every part is compiled and
+    the model has the ``with_compiled`` hook; its card entry, or None."""
+    hook = getattr(model, "with_compiled", None)
+    parts = compiled["parts"]
+    if hook is None or not parts or any(p["file"] is None for p in parts):
+        return None
+    path = folder / SERVING_ARTIFACT
+    joblib.dump(hook({p["name"]: CompiledSlot(p["name"]) for p in parts}), path, compress=3)
+    return {"file": SERVING_ARTIFACT, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _write_compiled(folder: Path, bundle: CompiledBundle) -> dict[str, Any]:

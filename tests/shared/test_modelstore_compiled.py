@@ -7,17 +7,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 
 from tests.shared.test_modelstore import SideEffect, card_fields
+from tests.support.lean_model import LeanWrapped
 from vigie.compiled import CompiledPredictor, Part, compile_parts
 from vigie.modelstore import (
     NO_COMPILED_FORM,
@@ -240,3 +243,78 @@ def test_a_card_naming_a_file_outside_its_folder_is_refused(tmp_path: Path, mode
 def test_publish_takes_only_a_compiled_bundle(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="CompiledBundle"):
         ModelStore(tmp_path).publish(SERVICE, {"v": 1}, {**card_fields(), "compiled": {}})
+
+
+# -- the serving artifact ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lean_model(model: Wrapped) -> LeanWrapped:
+    return LeanWrapped(model.forest, model.linear)
+
+
+def publish_lean(store: ModelStore, model: LeanWrapped, tolerance: float = 1e-4) -> Any:
+    parts = [Part(n, e, ROWS, tolerance, "u") for n, e in model.compiled_parts().items()]
+    return store.publish(SERVICE, model, {**card_fields(), "compiled": compile_parts(parts)})
+
+
+def test_a_fully_compiled_model_gets_a_serving_artifact_that_workers_load(
+    tmp_path: Path, lean_model: LeanWrapped
+) -> None:
+    store = ModelStore(tmp_path)
+    published = publish_lean(store, lean_model)
+    serving = published.card.compiled.serving
+    path = published.path.parent / "serving.joblib"
+    assert serving is not None and serving.file == "serving.joblib"
+    assert serving.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert path.stat().st_size < published.path.stat().st_size / 5  # no forest inside
+
+    lean = store.load_current(SERVICE, lean=True)
+    assert lean.path == path
+    assert isinstance(lean.model.forest, CompiledPredictor)
+    assert isinstance(lean.model.linear, CompiledPredictor)
+    full = store.load_current(SERVICE)  # everyone else: the joblib model, compiled beside it
+    assert full.path == published.path and not isinstance(full.model.forest, CompiledPredictor)
+    np.testing.assert_allclose(
+        lean.model.predict(ROWS), full.serving().model.predict(ROWS), rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(lean.model.predict(ROWS), lean_model.predict(ROWS), atol=1e-3)
+
+
+def test_a_serving_worker_imports_no_scikit_learn(tmp_path: Path, lean_model: LeanWrapped) -> None:
+    publish_lean(ModelStore(tmp_path), lean_model)
+    code = (
+        "import sys\n"
+        "from vigie.modelstore import ModelStore\n"
+        f"m = ModelStore(__import__('pathlib').Path({str(tmp_path)!r}))"
+        f".load_current({SERVICE!r}, lean=True)\n"
+        "assert type(m.model.forest).__name__ == 'CompiledPredictor'\n"
+        "print(sorted({k.split('.')[0] for k in sys.modules} & {'sklearn', 'scipy', 'pandas'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_no_serving_artifact_when_a_part_stays_joblib(
+    tmp_path: Path, lean_model: LeanWrapped
+) -> None:
+    store = ModelStore(tmp_path)
+    published = publish_lean(store, lean_model, tolerance=-1.0)  # every part refused
+    assert published.card.compiled.serving is None
+    assert not (published.path.parent / "serving.joblib").exists()
+    lean = store.load_current(SERVICE, lean=True)  # the joblib model serves, as before
+    assert lean.path == published.path and lean.compiled == {}
+
+
+def test_a_tampered_serving_artifact_is_refused_before_unpickling(
+    tmp_path: Path, lean_model: LeanWrapped
+) -> None:
+    store = ModelStore(tmp_path)
+    published = publish_lean(store, lean_model)
+    marker = tmp_path / "unpickled"
+    path = published.path.parent / "serving.joblib"
+    joblib.dump(replace(lean_model, marker=SideEffect(marker)), path)
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ModelIntegrityError, match=r"serving\.joblib: its sha256 is .* card says"):
+        store.load_current(SERVICE, lean=True)
+    assert not marker.exists()
