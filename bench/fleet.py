@@ -1,7 +1,7 @@
 """`make bench`: the fleet's throughput and latency through the gateway, against a plain FastAPI
 baseline on the same model, in one sitting and one table.
 
-    python -m bench.fleet [--services a,b] [--duration 5] [--concurrency 1,8,64] [--soak 60]
+    python -m bench.fleet [--services a,b] [--duration 5] [--concurrency 1,8,64] [--soak 0]
                           [--https | --http] [--access-log | --no-access-log] [--no-baseline]
 
 What it does, bounded in time (about services x (rows x concurrencies + 2) x duration):
@@ -16,7 +16,7 @@ What it does, bounded in time (about services x (rows x concurrencies + 2) x dur
    1,000 rows; median of repeats) and the raw scikit-learn calls it makes, recorded from it;
 4. per service, through the gateway (HTTPS by default) with a real token from ``/auth/token``,
    level events going to Redis (alerting consumes them): wrk (bench/wrk.py) at each
-   concurrency for each body size; optionally a soak at the highest concurrency; the RSS of each
+   concurrency for each body size; a soak at the highest concurrency (60 s); the RSS of each
    gunicorn worker before and after; the CPU used by the service, nginx, Redis, alerting, auth
    and wrk over each cell;
 5. the baseline (bench/baseline.py: gunicorn, 2 uvicorn workers, ``predict_proba`` on one row,
@@ -513,8 +513,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--soak",
         type=float,
-        default=0.0,
-        help="also run 1-row requests at the highest concurrency this long (s); the target is 60",
+        default=60.0,
+        help="then 1-row requests at the highest concurrency this long (s; default 60, the "
+        "target's length; 0 skips it)",
     )
     tls = p.add_mutually_exclusive_group()
     tls.add_argument(

@@ -334,7 +334,7 @@ def test_command_line_options() -> None:
         [1, 100],
         True,
     )
-    assert opts.access_log and opts.baseline and opts.soak == 0
+    assert not opts.access_log and opts.baseline and opts.soak == 60
     opts = fleet.parse_args(
         [
             "--http",
