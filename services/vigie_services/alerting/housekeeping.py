@@ -1,23 +1,28 @@
-"""Periodic work: reminders for open unacknowledged alerts, and gauges for dashboards."""
+"""Periodic work: reminders for open unacknowledged alerts, gauges for dashboards, and the
+retention of ``processed_events`` (one row per level event: millions an hour under load)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.events import REDIS_ERRORS
-from vigie_services.alerting.dbthread import DatabaseThread
+from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Alert, Delivery
-from vigie_services.alerting.processing import due_reminders, utcnow
+from vigie_services.alerting.processing import due_reminders, purge_processed, utcnow
 from vigie_services.alerting.settings import AlertingSettings
 
 log = logging.getLogger(__name__)
+
+# Rows deleted per transaction: each chunk holds the database thread for a few milliseconds only.
+PURGE_CHUNK = 5000
 
 
 class Housekeeper:
@@ -44,6 +49,25 @@ class Housekeeper:
         for alert, t in made:
             self._metrics.transitions.labels(alert.service, t.kind, t.to_level).inc()
         return len(made)
+
+    def _purge_chunk(self, before: datetime) -> int:
+        with self._sessions.begin() as session:
+            relaxed_commit(session)  # lost in a database crash: purged again next time
+            return purge_processed(session, before, PURGE_CHUNK)
+
+    async def purge_processed(self) -> int:
+        """Forget the ids of events processed longer than ``processed_retention_s`` ago, a
+        chunk per transaction, so that the consumer's batches run in between."""
+        before = utcnow() - timedelta(seconds=self._settings.processed_retention_s)
+        total = 0
+        while True:
+            n = await self._db.call(self._purge_chunk, before)
+            total += n
+            if n < PURGE_CHUNK:
+                break
+        if total:
+            log.debug("forgot %d processed event ids older than %s", total, before)
+        return total
 
     def _db_gauges(self) -> None:
         m = self._metrics
@@ -75,6 +99,7 @@ class Housekeeper:
                 if await self._db.call(self.remind):
                     self._on_commit()
                 await self._db.call(self._db_gauges)
+                await self.purge_processed()
                 await self._stream_gauges()
             except REDIS_ERRORS as exc:
                 log.debug("stream gauges unavailable: %s", exc)

@@ -1,7 +1,7 @@
 """What alerting stores (SQLAlchemy; schema managed by the Alembic migrations beside this file).
 
 * ``processed_events``: every level event already applied (``event_id`` unique), so a redelivered
-  stream entry changes nothing;
+  stream entry changes nothing; kept ``processed_retention_s`` (default 7 days);
 * ``asset_states``: the current level of each ``(service, asset_id)``;
 * ``alerts`` and their ``transitions`` (opened, escalated, de-escalated, resolved, reminder,
   acknowledged);
@@ -45,6 +45,8 @@ class ProcessedEvent(Base):
     level: Mapped[str] = mapped_column(String(16))
     emitted_at: Mapped[datetime] = mapped_column(DateTime)
     processed_at: Mapped[datetime] = mapped_column(DateTime)
+    # Housekeeping forgets the oldest ids (retention) a chunk at a time, through this index.
+    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
 
 class AssetState(Base):

@@ -17,7 +17,14 @@ class AlertingSettings(VigieSettings):
     alerts_stream: str = "vigie:alerts"
     alerts_channel: str = "vigie:alerts:live"
     claim_idle_ms: Annotated[int, Field(ge=100)] = 30_000
-    read_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
+    read_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=500, description="level events read, applied and committed together"
+    )
+    processed_retention_s: Annotated[float, Field(ge=3600)] = Field(
+        default=7 * 86_400,
+        description="how long an event id is remembered against redelivery (processed_events); "
+        "must exceed how long an entry can stay pending in the stream",
+    )
 
     repeat_interval_s: Annotated[float, Field(gt=0)] = 4 * 3600
     reminder_check_s: Annotated[float, Field(gt=0)] = 30.0
