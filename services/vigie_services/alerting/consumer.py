@@ -59,6 +59,7 @@ class LevelConsumer:
         self._stream = settings.levels_stream
         self._group = settings.consumer_group
         self._last_claim = 0.0
+        self.batches = 0  # batches applied (committed and acknowledged)
 
     async def ensure_group(self) -> None:
         try:
@@ -82,6 +83,10 @@ class LevelConsumer:
                     entries = await self._claim() or await self._read(">", block_ms=1000)
                 if entries:
                     await self._handle(entries)
+                    if not own_pending and len(entries) < self._settings.read_batch:
+                        # Every predict call emits an event: at a few thousand a second, reading
+                        # as soon as one arrives made one transaction (and fsync) per event.
+                        await asyncio.sleep(self._settings.read_linger_ms / 1000)
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -135,6 +140,7 @@ class LevelConsumer:
     async def _handle(self, entries: list[Entry]) -> None:
         transitions = await self._db.call(self._apply_all, entries)
         await self._redis.xack(self._stream, self._group, *[sid for sid, _ in entries])
+        self.batches += 1
         if transitions:
             self._on_commit()
 

@@ -20,6 +20,11 @@ class AlertingSettings(VigieSettings):
     read_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=500, description="level events read, applied and committed together"
     )
+    read_linger_ms: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=20,
+        description="after a batch smaller than read_batch, wait this long before reading again: "
+        "a steady flow of events is applied in batches, not one transaction per event",
+    )
     processed_retention_s: Annotated[float, Field(ge=3600)] = Field(
         default=7 * 86_400,
         description="how long an event id is remembered against redelivery (processed_events); "

@@ -564,3 +564,50 @@ def test_retention_setting_is_bounded() -> None:
     assert AlertingSettings().read_batch >= 500
     with pytest.raises(ValueError, match="processed_retention_s"):
         AlertingSettings(processed_retention_s=60)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("linger_ms", [0, 200])
+def test_a_steady_trickle_is_applied_in_batches_when_lingering(
+    sessions: sessionmaker[Session], redis_server: RedisServer, linger_ms: int
+) -> None:
+    """60 events, one every 10 ms (the level stream of a busy service): without lingering the
+    consumer commits about one batch per event; lingering 200 ms gathers them in a few."""
+    settings = AlertingSettings(
+        redis_url=redis_server.url, read_linger_ms=linger_ms, public_url=URL
+    )
+    sync = redis_server.client()
+    registry = CollectorRegistry()
+
+    async def scenario() -> int:
+        client = aioredis.Redis.from_url(redis_server.url)
+        db = DatabaseThread()
+        try:
+            c = LevelConsumer(client, sessions, settings, AlertingMetrics(registry), "alerting-1",
+                              lambda: None, db)  # fmt: skip
+            await c.ensure_group()
+            task = asyncio.create_task(c.run())
+            for i in range(60):
+                e = event("NORMAL", T0 + timedelta(seconds=i), "T1")
+                sync.xadd("vigie:levels", {"event": e.to_json()})
+                await asyncio.sleep(0.01)
+            for _ in range(200):
+                group = (await client.xinfo_groups("vigie:levels"))[0]
+                if group["pending"] == 0 and group["entries-read"] == 60:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return c.batches
+        finally:
+            await client.aclose()
+            db.shutdown()
+
+    batches = asyncio.run(scenario())
+    assert (
+        counters(registry)[("vigie_alerting_level_events_total", (("outcome", "applied"),))] == 60
+    )
+    if linger_ms:
+        assert batches <= 8
+    else:
+        assert batches >= 20
