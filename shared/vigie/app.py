@@ -34,7 +34,7 @@ from vigie.errors import (
     install_error_handlers,
 )
 from vigie.events import LevelEvent, LevelPublisher
-from vigie.executor import CallThread, ModelCalls
+from vigie.executor import CallThread, MicroBatcher, ModelCalls
 from vigie.http import JSONResponse
 from vigie.idempotency import IdempotencyStore, StoredResponse
 from vigie.ids import hex_run, new_hex
@@ -337,6 +337,16 @@ def create_app(
         inline=not service.predict_does_io,
     )
     app.state.model_calls = model_calls
+    batcher = None
+    if settings.micro_batch_window_us > 0:
+        batcher = MicroBatcher(
+            runtime.model_thread,
+            service.predict_batch,
+            window_s=settings.micro_batch_window_us / 1e6,
+            max_rows=settings.micro_batch_max_rows,
+            observe=metrics.micro_batch_calls.labels(name).observe,
+        )
+    app.state.micro_batcher = batcher
     _document_body(app, "/v1/predict", PredictRequest)
     install_error_handlers(app)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
@@ -385,7 +395,11 @@ def create_app(
         assert runtime.publisher and runtime.prediction_log
         asset_id: str = body.asset_id
         measurements = body.measurements
-        scored = await model_calls.run(len(measurements), service.predict, asset_id, measurements)
+        rows = len(measurements)
+        if batcher is not None and rows < batcher.max_rows:
+            scored = await batcher.run(rows, asset_id, measurements)
+        else:
+            scored = await model_calls.run(rows, service.predict, asset_id, measurements)
         version = loaded.version
         summary = service.summarize(asset_id, scored)
         items = [{"timestamp": s.timestamp, "level": s.level, **s.body} for s in scored]

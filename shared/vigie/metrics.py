@@ -57,6 +57,10 @@ class ServiceMetrics:
             "vigie_http_request_duration_seconds", "HTTP request latency",
             ["service", "method", "route"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.micro_batch_calls = Histogram(
+            "vigie_micro_batch_calls", "predict calls scored together by micro-batching",
+            ["service"], buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r,
+        )  # fmt: skip
         self.predictions = Counter(
             "vigie_predictions_total", "Predictions served, by level", ["service", "level"],
             registry=r,

@@ -184,6 +184,21 @@ class PredictionService(ABC, Generic[M]):
     def predict(self, asset_id: str, measurements: Sequence[M]) -> list[Scored]:
         """Score one asset's measurements. Raise ``Unprocessable`` for domain errors."""
 
+    def predict_batch(
+        self, calls: Sequence[tuple[str, Sequence[M]]]
+    ) -> list[list[Scored] | Exception]:
+        """Several :meth:`predict` calls at once (micro-batching, ``VIGIE_MICRO_BATCH_WINDOW_US``):
+        one result per call, in order, or the exception that call raised (its own 422). This
+        default makes the calls one by one; override it to score all their rows with one model
+        call, which is what micro-batching is for."""
+        out: list[list[Scored] | Exception] = []
+        for asset_id, measurements in calls:
+            try:
+                out.append(self.predict(asset_id, measurements))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
     def learn(self, asset_id: str, matches: list[MatchResult]) -> None:
         """Called after observed values were stored (``POST /v1/feedback``), with what each was
         matched to; override to learn online (e.g. recalibrate). Runs off the event loop."""

@@ -74,6 +74,12 @@ class VigieSettings(BaseSettings):
         "instead of the model thread (0: never); see vigie.executor.ModelCalls",
     )
     inline_predict_max_rows: Annotated[int, Field(ge=0, le=10_000)] = 8
+    micro_batch_window_us: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=0,
+        description="micro-batching: predict calls of few rows arriving within this window go "
+        "to the service's predict_batch together (0: off, the default)",
+    )
+    micro_batch_max_rows: Annotated[int, Field(ge=1, le=10_000)] = 64
     asset_config: Path | None = Field(
         default=None, description="JSON file with per-asset settings (thresholds...), per service"
     )

@@ -7,10 +7,11 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from vigie.executor import CallThread, ModelCalls
+from vigie.executor import CallThread, MicroBatcher, ModelCalls
 
 REQUEST = contextvars.ContextVar("request", default="none")
 
@@ -178,3 +179,58 @@ def test_a_call_that_turns_slow_goes_back_to_the_thread() -> None:
     loop_thread = threading.get_ident()
     assert seen[1:3] == [loop_thread, loop_thread]
     assert seen[-1] != loop_thread  # the running mean crossed the budget
+
+
+class Scorer:
+    """A predict_batch that records the batches it was given."""
+
+    def __init__(self, fail_all: bool = False) -> None:
+        self.batches: list[list[tuple[Any, ...]]] = []
+        self.fail_all = fail_all
+
+    def __call__(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        self.batches.append(calls)
+        if self.fail_all:
+            raise RuntimeError("model down")
+        return [ValueError(f"bad {a}") if a == "bad" else [f"{a}:{n}"] for a, n in calls]
+
+
+async def _batched(scorer: Scorer, window_s: float, max_rows: int, calls: list[Any]) -> list[Any]:
+    thread = CallThread()
+    thread.start()
+    try:
+        batcher = MicroBatcher(thread, scorer, window_s=window_s, max_rows=max_rows)
+        return await asyncio.gather(
+            *(batcher.run(n, a, n) for a, n in calls), return_exceptions=True
+        )
+    finally:
+        thread.stop()
+
+
+def test_calls_within_the_window_are_scored_together() -> None:
+    scorer = Scorer()
+    out = asyncio.run(_batched(scorer, 0.05, 64, [("A", 1), ("bad", 1), ("C", 2)]))
+    assert scorer.batches == [[("A", 1), ("bad", 1), ("C", 2)]]
+    assert out[0] == ["A:1"] and out[2] == ["C:2"]
+    assert isinstance(out[1], ValueError) and str(out[1]) == "bad bad"  # its own error only
+
+
+def test_max_rows_sends_the_batch_without_waiting_the_window() -> None:
+    scorer = Scorer()
+    started = time.monotonic()
+    out = asyncio.run(_batched(scorer, 30.0, 4, [("A", 1), ("B", 3)]))
+    assert time.monotonic() - started < 5  # not the 30 s window
+    assert scorer.batches == [[("A", 1), ("B", 3)]]  # 4 rows: sent at once
+    assert out == [["A:1"], ["B:3"]]
+
+
+def test_a_lone_call_waits_the_window_then_goes_alone() -> None:
+    scorer = Scorer()
+    started = time.monotonic()
+    assert asyncio.run(_batched(scorer, 0.05, 64, [("A", 1)])) == [["A:1"]]
+    assert time.monotonic() - started >= 0.05 and scorer.batches == [[("A", 1)]]
+
+
+def test_a_failing_batch_fails_each_of_its_calls() -> None:
+    out = asyncio.run(_batched(Scorer(fail_all=True), 0.01, 64, [("A", 1), ("B", 1)]))
+    assert all(isinstance(e, RuntimeError) and str(e) == "model down" for e in out)

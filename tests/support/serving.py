@@ -120,19 +120,23 @@ def make_served(
     sub: str = "client",
     max_batch: int | None = None,
     asset_config: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Served:
     """Keys, settings and directories for a service (not started yet)."""
     keys = root / "keys"
     init_keys(keys)
-    env = {
-        **os.environ,
-        "VIGIE_MODELS_DIR": str(models),
-        "VIGIE_VAR_DIR": str(root / "var"),
-        "VIGIE_KEYS_DIR": str(keys),
-        "VIGIE_REDIS_URL": redis.url,
-        "VIGIE_PREDICTION_LOG_FLUSH_S": "0.1",
-        "VIGIE_OUTBOX_FLUSH_INTERVAL_S": "0.1",
-    }
+    extra, env = (
+        env or {},
+        {
+            **os.environ,
+            "VIGIE_MODELS_DIR": str(models),
+            "VIGIE_VAR_DIR": str(root / "var"),
+            "VIGIE_KEYS_DIR": str(keys),
+            "VIGIE_REDIS_URL": redis.url,
+            "VIGIE_PREDICTION_LOG_FLUSH_S": "0.1",
+            "VIGIE_OUTBOX_FLUSH_INTERVAL_S": "0.1",
+        },
+    )
     env.pop("VIGIE_ASSET_CONFIG", None)
     if max_batch is not None:
         env["VIGIE_MAX_BATCH"] = str(max_batch)
@@ -140,6 +144,7 @@ def make_served(
         path = root / "assets.json"
         path.write_text(json.dumps({service: asset_config}))
         env["VIGIE_ASSET_CONFIG"] = str(path)
+    env.update(extra)
     return Served(name=service, root=root, env=env, redis=redis, sub=sub)
 
 
