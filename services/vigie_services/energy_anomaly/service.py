@@ -33,7 +33,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from vigie.compiled import compile_parts
 from vigie.errors import Unprocessable, field_error
@@ -83,6 +83,10 @@ class DayMeasurement(MeasurementBase):
     movement_social: bool = Field(
         default=False, description="the day is a listed strike / social-movement day"
     )
+
+
+# How predict logs the scored days, in one serializer call.
+_DAYS: TypeAdapter[list[DayMeasurement]] = TypeAdapter(list[DayMeasurement])
 
 
 class Components(BaseModel):
@@ -173,7 +177,7 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
                                          "not_consecutive")],
                 )  # fmt: skip
         for i, m in enumerate(ms):
-            if sum(v is not None for v in m.hourly_mwh) == 0 and m.daily_mwh is None:
+            if m.daily_mwh is None and m.hourly_mwh.count(None) == len(m.hourly_mwh):
                 msg = "a day needs at least one hourly value or daily_mwh"
                 raise Unprocessable(
                     msg,
@@ -192,11 +196,9 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
     @staticmethod
     def series_input(ms: Sequence[DayMeasurement]) -> md.SeriesInput:
         return md.SeriesInput(
-            dates=pd.DatetimeIndex([pd.Timestamp(m.timestamp.date()) for m in ms]),
-            hours=np.array(
-                [[np.nan if v is None else v for v in m.hourly_mwh] for m in ms], dtype=float
-            ),
-            daily=np.array([np.nan if m.daily_mwh is None else m.daily_mwh for m in ms]),
+            dates=np.array([m.timestamp.date() for m in ms], dtype="datetime64[D]"),
+            hours=np.array([m.hourly_mwh for m in ms], dtype=float),  # None -> NaN
+            daily=np.array([m.daily_mwh for m in ms], dtype=float),
             movement=np.array([m.movement_social for m in ms], dtype=bool),
         )
 
@@ -204,12 +206,20 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
         self._check(asset_id, measurements)
         model = self.energy
         s = md.score(model, asset_id, self.series_input(measurements))
+        scored = list(measurements[s.offset : s.offset + len(s.forecast)])
+        logged = _DAYS.dump_python(scored, mode="json")
+        thresholds = {"alerte": round(model.alerte, 4), "critique": round(model.critique, 4)}
         out = []
-        for i in range(len(s.forecast)):
-            m = measurements[s.offset + i]
-            level = Level(s.levels[i])
-            forecast, actual = float(s.forecast[i]), float(s.actual[i])
-            score = float(s.score[i])
+        # one day per row; numpy columns as Python numbers (tolist: no float() per value)
+        rows = zip(
+            scored, logged, s.levels, s.forecast.tolist(), s.actual.tolist(), s.score.tolist(),
+            s.residual_z.tolist(), s.profile_z.tolist(), s.n_missing.tolist(), s.stuck.tolist(),
+            s.shifted.tolist(), s.kinds, s.shift.tolist(), strict=True,
+        )  # fmt: skip
+        for row in rows:
+            m, dumped, level_name, forecast, actual, score, res_z, prof_z = row[:8]
+            missing, stuck, shifted, kinds, shift = row[8:]
+            level = Level(level_name)
             body = {
                 "forecast_mwh": round(forecast, 3),
                 "actual_mwh": round(actual, 3),
@@ -217,24 +227,23 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
                 "residual_pct": round(100 * (actual - forecast) / max(forecast, 1e-6), 3),
                 "anomaly_score": round(score, 4),
                 "components": {
-                    "residual_z": round(float(s.residual_z[i]), 4),
-                    "profile_z": round(float(s.profile_z[i]), 4),
-                    "missing_hours": int(s.n_missing[i]),
-                    "stuck_meter": bool(s.stuck[i]),
-                    "shifted_profile": bool(s.shifted[i]),
+                    "residual_z": round(res_z, 4),
+                    "profile_z": round(prof_z, 4),
+                    "missing_hours": missing,
+                    "stuck_meter": stuck,
+                    "shifted_profile": shifted,
                 },
-                "kinds": s.kinds[i],
-                "profile_shift_hours": int(s.shift[i]),
-                "thresholds": {"alerte": round(model.alerte, 4),
-                               "critique": round(model.critique, 4)},
-            }  # fmt: skip
+                "kinds": kinds,
+                "profile_shift_hours": shift,
+                "thresholds": dict(thresholds),
+            }
             out.append(
                 Scored(
                     timestamp=m.timestamp,
                     level=level,
                     body=body,
-                    detail=self._detail(level, score, s.kinds[i], model),
-                    measurement=m.model_dump(mode="json"),
+                    detail=self._detail(level, score, kinds, model),
+                    measurement=dumped,
                     points=[ForecastPoint(TARGET, HORIZON, m.timestamp, forecast)],
                 )
             )

@@ -47,6 +47,7 @@ observation updates every event logged at its time).
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -54,7 +55,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from vigie.compiled import compile_parts
 from vigie.errors import ConfigError, Unprocessable, field_error
@@ -76,6 +78,8 @@ from vigie.service import (
 from vigie.storage import ForecastPoint
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.significance import BatchExcess, batch_excess
+
+FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_ALERTE_SIGMA = 3.0
 DEFAULT_CRITIQUE_SIGMA = 5.0
@@ -139,6 +143,14 @@ class GammaEvent(MeasurementBase):
     fDist: float = Field(  # noqa: N815 (the data set's name)
         ge=0, le=MAX_MM, description="distance from the origin to the centre of the ellipse, mm"
     )
+
+
+# What predict reads of an event, in one C call per event, and how it logs a batch of them.
+_VALUES = operator.attrgetter(*clf.COLUMNS)
+_EVENTS: TypeAdapter[list[GammaEvent]] = TypeAdapter(list[GammaEvent])
+_LENGTH, _WIDTH, _CONC, _CONC1 = (
+    clf.COLUMNS.index(c) for c in ("fLength", "fWidth", "fConc", "fConc1")
+)
 
 
 class EventPrediction(BaseModel):
@@ -261,9 +273,18 @@ class GammaClassifierService(PredictionService[GammaEvent]):
         return self._cuts.get(asset_id, self._cuts[""])
 
     @staticmethod
-    def _check_consistency(events: Sequence[GammaEvent]) -> None:
+    def _check_consistency(events: Sequence[GammaEvent], values: FloatArray | None = None) -> None:
+        """422 naming every event whose width exceeds its length or whose fConc1 exceeds fConc;
+        ``values`` are the events' :data:`~.classifier.COLUMNS` (checked in one numpy pass)."""
+        if values is None:
+            values = np.array([_VALUES(e) for e in events], dtype=np.float64)
+            values = values.reshape(len(events), len(clf.COLUMNS))
+        bad = (values[:, _WIDTH] > values[:, _LENGTH]) | (values[:, _CONC1] > values[:, _CONC])
+        if not bad.any():
+            return
         details = []
-        for i, e in enumerate(events):
+        for i in np.flatnonzero(bad).tolist():
+            e = events[i]
             if e.fWidth > e.fLength:
                 details.append(
                     field_error(
@@ -282,34 +303,39 @@ class GammaClassifierService(PredictionService[GammaEvent]):
                         "conc1_above_conc",
                     )
                 )
-        if details:
-            first = details[0]
-            message = f"{first['field']}: {first['message']}"
-            if len(details) > 1:
-                message += f" (and {len(details) - 1} more)"
-            raise Unprocessable(message, details=details)
+        first = details[0]
+        message = f"{first['field']}: {first['message']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more)"
+        raise Unprocessable(message, details=details)
 
     def predict(self, asset_id: str, measurements: Sequence[GammaEvent]) -> list[Scored]:
-        self._check_consistency(measurements)
-        values = np.array([[getattr(e, c) for c in clf.COLUMNS] for e in measurements])
+        # One pass over the events for the values, one numpy pass for the checks and the
+        # features, one model call, one serializer call for the logged measurements.
+        values = np.array([_VALUES(e) for e in measurements], dtype=np.float64)
+        values = values.reshape(len(measurements), len(clf.COLUMNS))
+        self._check_consistency(measurements, values)
         probabilities = clf.p_gamma(self.model.model, values).tolist()
         cut = self.cut(asset_id)
-        is_gamma = [p >= cut.threshold for p in probabilities]
-        _, level, detail = self._batch(asset_id, len(is_gamma), sum(is_gamma))
+        threshold = cut.threshold
+        gammas = sum(p >= threshold for p in probabilities)
+        _, level, detail = self._batch(asset_id, len(probabilities), gammas)
+        logged = _EVENTS.dump_python(list(measurements), mode="json")
+        target = self.target.name
         return [
             Scored(
                 timestamp=e.timestamp,
                 level=level,
                 body={
                     "p_gamma": p,
-                    "class": "gamma" if g else "hadron",
-                    "probability_threshold": cut.threshold,
+                    "class": "gamma" if p >= threshold else "hadron",
+                    "probability_threshold": threshold,
                 },
                 detail=detail,
-                measurement=e.model_dump(mode="json"),
-                points=[ForecastPoint(self.target.name, HORIZON, e.timestamp, p)],
+                measurement=dumped,
+                points=[ForecastPoint(target, HORIZON, e.timestamp, p)],
             )
-            for e, p, g in zip(measurements, probabilities, is_gamma, strict=True)
+            for e, p, dumped in zip(measurements, probabilities, logged, strict=True)
         ]
 
     def _batch(

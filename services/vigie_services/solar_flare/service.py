@@ -44,6 +44,7 @@ Brier-like error (0 is perfect; climatology at a 17 % base rate scores about 0.2
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -51,11 +52,14 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import (
     AwareDatetime,
     BaseModel,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -218,6 +222,13 @@ class FlareDay(MeasurementBase):
         return self
 
 
+# What serving reads of a summary, in one C call, and how it logs a batch of days.
+_MODEL_INPUTS = operator.attrgetter(*sm.MODEL_INPUTS)
+_DAYS: TypeAdapter[list[FlareDay]] = TypeAdapter(list[FlareDay])
+ONE_DAY = timedelta(days=1)
+MIDNIGHT = dtime(0, 0)
+
+
 class Crossing(BaseModel):
     probability: str = Field(description="which probability crossed")
     value: float
@@ -260,17 +271,20 @@ def level_rule(p_m: float, p_x: float, th: AssetThresholds) -> tuple[Level, list
     Returns the level and every crossing (both when both probabilities are at or above).
     """
     crossings: list[dict[str, Any]] = []
+    level = Level.NORMAL
     if p_m >= th.alerte_probability_m_or_above:
         crossings.append(
             {"probability": PROBABILITY_FIELDS["m"], "value": p_m,
              "threshold": th.alerte_probability_m_or_above, "level": Level.ALERTE}
         )  # fmt: skip
+        level = Level.ALERTE
     if p_x >= th.critique_probability_x:
         crossings.append(
             {"probability": PROBABILITY_FIELDS["x"], "value": p_x,
              "threshold": th.critique_probability_x, "level": Level.CRITIQUE}
         )  # fmt: skip
-    return Level.highest(c["level"] for c in crossings), crossings
+        level = Level.CRITIQUE
+    return level, crossings
 
 
 def class_probabilities(p_c: float, p_m: float, p_x: float) -> dict[str, float]:
@@ -376,29 +390,94 @@ class SolarFlareService(PredictionService[FlareDay]):
             raise Unprocessable(message, details=details)
         return out
 
+    def _summaries(
+        self, measurements: Sequence[FlareDay]
+    ) -> tuple[list[dict[str, Any]], npt.NDArray[np.float64]]:
+        """What :meth:`summaries` returns, with the :data:`~.summary.MODEL_INPUTS` matrix of the
+        summaries, in one pass: the consistency rules run on the matrix for every day at once
+        (:func:`~.summary.inconsistent_rows`). A request with a bad day goes through
+        :meth:`summaries`, whose 422 names every bad field."""
+        out: list[dict[str, Any]] = []
+        rows: list[tuple[float, ...]] = []
+        given: list[bool] = []
+        for m in measurements:
+            if m.summary is not None:
+                # DailySummary has only int / float / None fields: its __dict__ is its
+                # model_dump(), without the serializer (tests/services/solar_flare checks it).
+                out.append(m.summary.__dict__.copy())
+                rows.append(_MODEL_INPUTS(m.summary))
+                given.append(True)
+                continue
+            assert m.raw is not None  # the schema guarantees exactly one
+            raw = m.raw
+            events = [sm.FlareEvent(f.goes_class, f.peak_time) for f in raw.flares]
+            try:
+                summary = sm.summary_from_raw(
+                    sm.utc_day(m.timestamp),
+                    events,
+                    raw.sunspot_numbers,
+                    raw.sunspot_number_std,
+                    raw.sunspot_n_obs,
+                )
+            except ValueError:  # a flare outside the window
+                self.summaries(measurements)  # raises the 422 naming every bad field
+                raise
+            summary.pop("date")
+            out.append(summary)
+            rows.append(tuple(summary[c] for c in sm.MODEL_INPUTS))
+            given.append(False)
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(sm.MODEL_INPUTS))
+        if (sm.inconsistent_rows(values) & np.array(given, dtype=bool)).any():
+            self.summaries(measurements)  # raises the 422 naming every bad field
+            raise AssertionError("inconsistent_rows and consistency_errors disagree")
+        return out, values
+
     def predict(self, asset_id: str, measurements: Sequence[FlareDay]) -> list[Scored]:
-        summaries = self.summaries(measurements)
-        probs = md.predict_table(self.model.model, pd.DataFrame(summaries))
+        summaries, values = self._summaries(measurements)
+        probs = md.probabilities(self.model.model, sm.features_matrix(values))
         th = self.thresholds_for(asset_id)
+        logged = _DAYS.dump_python(list(measurements), mode="json", exclude_none=True)
         return [
-            self._score(m, s, {k: float(probs[k][i]) for k in md.KEYS}, th)
-            for i, (m, s) in enumerate(zip(measurements, summaries, strict=True))
+            self._score(m, s, c, p_m, p_x, th, dumped)
+            for m, s, c, p_m, p_x, dumped in zip(
+                measurements,
+                summaries,
+                probs["c"].tolist(),
+                probs["m"].tolist(),
+                probs["x"].tolist(),
+                logged,
+                strict=True,
+            )
         ]
 
     def _score(
-        self, m: FlareDay, summary: dict[str, Any], raw_p: dict[str, float], th: AssetThresholds
+        self,
+        m: FlareDay,
+        summary: dict[str, Any],
+        p_c: float,
+        p_m: float,
+        p_x: float,
+        th: AssetThresholds,
+        logged: dict[str, Any],
     ) -> Scored:
-        p = {k: round(v, PROBABILITY_DECIMALS) for k, v in raw_p.items()}
-        day = sm.utc_day(m.timestamp)
-        forecast_day = day + timedelta(days=1)
+        p = {
+            "c": round(p_c, PROBABILITY_DECIMALS),
+            "m": round(p_m, PROBABILITY_DECIMALS),
+            "x": round(p_x, PROBABILITY_DECIMALS),
+        }
+        day = m.timestamp.astimezone(UTC).date()  # sm.utc_day: the schema makes it aware
+        forecast_day = day + ONE_DAY
         level, crossings = level_rule(p["m"], p["x"], th)
         classes = class_probabilities(p["c"], p["m"], p["x"])
         likely = most_likely_class(classes)
-        target_time = datetime.combine(forecast_day, dtime(0, 0), tzinfo=UTC)
+        target_time = datetime.combine(forecast_day, MIDNIGHT, tzinfo=UTC)
+        on = forecast_day.isoformat()
         body: dict[str, Any] = {
             "day": day.isoformat(),
-            "forecast_day": forecast_day.isoformat(),
-            **{PROBABILITY_FIELDS[k]: p[k] for k in md.KEYS},
+            "forecast_day": on,
+            "probability_c_or_above": p["c"],
+            "probability_m_or_above": p["m"],
+            "probability_x": p["x"],
             "class_probabilities": classes,
             "most_likely_class": likely,
             "radio_blackout_hint": RADIO_BLACKOUT_HINT[likely],
@@ -411,17 +490,15 @@ class SolarFlareService(PredictionService[FlareDay]):
             timestamp=m.timestamp,
             level=level,
             body=body,
-            detail=self._detail(level, p, th, forecast_day),
-            measurement=m.model_dump(mode="json", exclude_none=True),
+            detail=self._detail(level, p, th, on),
+            measurement=logged,
             points=[ForecastPoint(self.target.name, FEEDBACK_HORIZON, target_time, p["m"])],
         )
 
     @staticmethod
-    def _detail(
-        level: Level, p: dict[str, float], th: AssetThresholds, forecast_day: date
-    ) -> LevelDetail:
+    def _detail(level: Level, p: dict[str, float], th: AssetThresholds, on: str) -> LevelDetail:
+        """Why the day has its level; ``on`` is the forecast day d+1 (YYYY-MM-DD)."""
         t_m, t_x = th.alerte_probability_m_or_above, th.critique_probability_x
-        on = forecast_day.isoformat()
         if level is Level.CRITIQUE:
             return LevelDetail(
                 p["x"], UNIT, t_x,

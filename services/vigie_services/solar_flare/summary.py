@@ -335,18 +335,55 @@ def features(summary_table: pd.DataFrame) -> FloatArray:
     missing = [c for c in MODEL_INPUTS if c not in summary_table.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    t = summary_table[list(MODEL_INPUTS)].astype(np.float64)
-    if not np.isfinite(t.to_numpy()).all():
+    return features_matrix(summary_table[list(MODEL_INPUTS)].to_numpy(dtype=np.float64))
+
+
+# Column positions in a MODEL_INPUTS matrix (see features_matrix and inconsistent_rows).
+_AT: dict[str, int] = {name: i for i, name in enumerate(MODEL_INPUTS)}
+
+
+def features_matrix(values: npt.ArrayLike) -> FloatArray:
+    """:func:`features` of summaries given as a matrix ``(n, len(MODEL_INPUTS))`` in
+    :data:`MODEL_INPUTS` order (what serving builds, without a DataFrame); the same numbers."""
+    t = np.asarray(values, dtype=np.float64)
+    if t.ndim != 2 or t.shape[1] != len(MODEL_INPUTS):
+        raise ValueError(f"values must have shape (n, {len(MODEL_INPUTS)}) in MODEL_INPUTS order")
+    if not np.isfinite(t).all():
         raise ValueError("summary values must be finite (no NaN or infinity)")
-    blocks = [np.log10(np.maximum(t[c].to_numpy(), FLUX_FLOOR_W_M2)) for c in _FLUX_COLUMNS]
-    blocks += [np.log1p(np.maximum(t[c].to_numpy(), 0.0)) for c in _COUNT_COLUMNS]
+    blocks = [np.log10(np.maximum(t[:, _AT[c]], FLUX_FLOOR_W_M2)) for c in _FLUX_COLUMNS]
+    blocks += [np.log1p(np.maximum(t[:, _AT[c]], 0.0)) for c in _COUNT_COLUMNS]
     blocks += [
-        np.sqrt(np.maximum(t["sunspot_number"].to_numpy(), 0.0)),
-        np.sqrt(np.maximum(t["sunspot_number_mean_27d"].to_numpy(), 0.0)),
-        t["sunspot_number_change_1d"].to_numpy(),
+        np.sqrt(np.maximum(t[:, _AT["sunspot_number"]], 0.0)),
+        np.sqrt(np.maximum(t[:, _AT["sunspot_number_mean_27d"]], 0.0)),
+        t[:, _AT["sunspot_number_change_1d"]],
     ]
-    blocks += [np.log1p(np.clip(t[c].to_numpy(), 0, DAYS_SINCE_CAP)) for c in _DAYS_SINCE]
+    blocks += [np.log1p(np.clip(t[:, _AT[c]], 0, DAYS_SINCE_CAP)) for c in _DAYS_SINCE]
     return np.column_stack(blocks).astype(np.float64)
+
+
+def _nesting_pairs() -> list[tuple[int, int]]:
+    pairs = []
+    for letter in COUNT_CLASSES:
+        names = [f"n_{letter}_flares_today"] + [f"n_{letter}_flares_last_{w}d" for w in (3, 7, 27)]
+        pairs += [(_AT[a], _AT[b]) for a, b in itertools.pairwise(names)]
+    pairs += [(_AT[a], _AT[b]) for a, b in itertools.pairwise(_FLUX_COLUMNS)]
+    pairs.append((_AT["days_since_last_M_or_X"], _AT["days_since_last_X"]))
+    return pairs
+
+
+_SHORTER, _LONGER = (np.array(side) for side in zip(*_nesting_pairs(), strict=True))
+
+
+def inconsistent_rows(values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Per row of a :data:`MODEL_INPUTS` matrix: whether :func:`consistency_errors` finds
+    anything in that summary (the same rules, for all rows at once; the messages are
+    :func:`consistency_errors`' to give, for the rows flagged here)."""
+    t = np.asarray(values, dtype=np.float64).reshape(-1, len(MODEL_INPUTS))
+    bad: npt.NDArray[np.bool_] = np.any(t[:, _LONGER] < t[:, _SHORTER], axis=1)
+    big_today = t[:, _AT["n_M_flares_today"]] + t[:, _AT["n_X_flares_today"]] > 0
+    bad |= big_today != (t[:, _AT["days_since_last_M_or_X"]] == 0)
+    bad |= (t[:, _AT["n_X_flares_today"]] > 0) != (t[:, _AT["days_since_last_X"]] == 0)
+    return bad
 
 
 def persistence(summary_table: pd.DataFrame, key: str) -> npt.NDArray[np.bool_]:

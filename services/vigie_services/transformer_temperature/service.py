@@ -16,6 +16,7 @@ each transformer's training distribution (stored in the model card); override or
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from vigie.compiled import compile_parts
 from vigie.errors import ConfigError, Unprocessable, field_error
@@ -111,6 +112,14 @@ def _horizon(hours: int) -> str:
     return f"h{hours}"
 
 
+# What predict reads of a measurement (one C call each), how it logs the origins, and the
+# horizons' names and offsets (computed once, not per origin).
+_VALUES = operator.attrgetter(*fc.COLUMNS)
+_MEASUREMENTS: TypeAdapter[list[TransformerMeasurement]] = TypeAdapter(list[TransformerMeasurement])
+_HORIZON_NAMES: tuple[str, ...] = tuple(_horizon(h) for h in fc.HORIZONS)
+_HORIZON_DELTAS: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in fc.HORIZONS)
+
+
 class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
     name = "transformer-temperature"
     title = "Transformer oil temperature"
@@ -177,38 +186,51 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
     ) -> list[Scored]:
         self._check_request(asset_id, measurements)
         th = self.thresholds[asset_id]
-        values = np.array([[getattr(m, c) for c in fc.COLUMNS] for m in measurements], dtype=float)
+        values = np.array([_VALUES(m) for m in measurements], dtype=float)
         forecasts = fc.forecast(self.model.model, values)
-        first_origin = self.history_hours - 1
+        origins = list(measurements[self.history_hours - 1 :])
+        logged = _MEASUREMENTS.dump_python(origins, mode="json")
         return [
-            self._score(measurements[first_origin + j], row, th)
-            for j, row in enumerate(forecasts.tolist())
+            self._score(origin, row, th, dumped)
+            for origin, row, dumped in zip(origins, forecasts.tolist(), logged, strict=True)
         ]
 
     def _score(
-        self, origin: TransformerMeasurement, row: list[float], th: AssetThresholds
+        self,
+        origin: TransformerMeasurement,
+        row: list[float],
+        th: AssetThresholds,
+        logged: dict[str, Any],
     ) -> Scored:
         per_horizon = []
-        levels = []
         crossings = []
         points = []
-        for hours, value in zip(self.horizons, row, strict=True):
-            h = _horizon(hours)
-            level = self._level(value, th)
-            levels.append(level)
-            target_time = origin.timestamp + timedelta(hours=hours)
+        level = Level.NORMAL
+        alerte_c, critique_c = th.alerte_c, th.critique_c
+        target = self.target.name
+        for h, delta, value in zip(_HORIZON_NAMES, _HORIZON_DELTAS, row, strict=True):
+            # the level rule of _level, inlined: this runs for every horizon of every origin
+            if value >= critique_c:
+                h_level = Level.CRITIQUE
+            elif value >= alerte_c:
+                h_level = Level.ALERTE
+            else:
+                h_level = Level.NORMAL
+            target_time = origin.timestamp + delta
+            rounded = round(value, 3)
             per_horizon.append(
-                {"horizon": h, "target_time": target_time, "oil_temperature_c": round(value, 3),
-                 "level": level}
+                {"horizon": h, "target_time": target_time, "oil_temperature_c": rounded,
+                 "level": h_level}
             )  # fmt: skip
-            if level is not Level.NORMAL:
-                threshold = th.critique_c if level is Level.CRITIQUE else th.alerte_c
+            if h_level is not Level.NORMAL:
+                threshold = critique_c if h_level is Level.CRITIQUE else alerte_c
                 crossings.append(
-                    {"horizon": h, "level": level, "threshold_c": threshold,
-                     "forecast_c": round(value, 3)}
+                    {"horizon": h, "level": h_level, "threshold_c": threshold,
+                     "forecast_c": rounded}
                 )  # fmt: skip
-            points.append(ForecastPoint(self.target.name, h, target_time, value))
-        level = Level.highest(levels)
+                if h_level is Level.CRITIQUE or level is Level.NORMAL:
+                    level = h_level
+            points.append(ForecastPoint(target, h, target_time, value))
         return Scored(
             timestamp=origin.timestamp,
             level=level,
@@ -218,7 +240,7 @@ class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
                 "recommendation": RECOMMENDATIONS[level],
             },
             detail=self._detail(level, row, th),
-            measurement=origin.model_dump(mode="json"),
+            measurement=logged,
             points=points,
         )
 

@@ -36,6 +36,9 @@ recalibrated against reference analysers, every analyser value (``POST /v1/feedb
   widened to it (it shrinks back at ``SCALE_RATE`` per value).
 * the state is a small JSON object (kept in Redis by the service, shared by every worker); the
   same class replays the data offline in :func:`replay`, so serving and evaluation cannot differ.
+  The service learns a request's values with :meth:`Corrector.learn_many`, which gives the state
+  (bit for bit) and outcomes of :meth:`Corrector.learn` value by value, with the solves of
+  consecutive accepted values batched into one ``np.linalg.solve`` call.
 
 Validation (:func:`fit`)
 ------------------------
@@ -62,6 +65,7 @@ run in float32: about 1e-5). A target without a compiled form is served by its j
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -115,6 +119,7 @@ STUCK_REPEATS = 2
 SCALE_RATE = 0.05  # weight of a new |innovation| in the robust scale
 MAE_RATE = 0.02  # weight of a new |error| in the live MAE (half-life ~ 34 values)
 SEEN_KEEP = 96  # timestamps remembered to ignore re-sent observations
+LEARN_CHUNK = 64  # values learned per batched solve (Corrector.learn_many)
 MAX_CORRECTION = {"NOX": 30.0, "CO": 10.0}
 SCALE_FLOOR = {"NOX": 1.0, "CO": 0.2}
 COMPILED_TOLERANCE = 1e-3  # mg/m3: max |static compiled - joblib| to publish a target's form
@@ -372,6 +377,133 @@ class Corrector:
         s["mae_static"] = _ew(s["mae_static"], abs(measured - static))
         s["learned"] += 1
         return s, "learned"
+
+    def learn_many(
+        self,
+        state: dict[str, Any] | None,
+        z: FloatArray,
+        static: npt.ArrayLike,
+        measured: npt.ArrayLike,
+        keys: list[str] | None = None,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Learn analyser values in order: row ``i`` of ``z`` (terms), ``static``, ``measured``
+        and ``keys``. The same new state (bit for bit) and outcomes as :meth:`learn` called on
+        each value in turn, without one ``np.linalg.solve`` per value:
+
+        * the checks that do not depend on the correction (re-sent timestamp, stuck analyser)
+          run first, in one pass;
+        * the values that reach the outlier gate are learned in runs of up to
+          :data:`LEARN_CHUNK`: the normal equations of each value of a run (assuming every
+          one is accepted) are stacked, solved in one batched ``np.linalg.solve``, and the gate
+          is checked in order with the coefficients before each value; an outlier ends the run
+          (the values after it are redone from the state before it, in shorter runs at first).
+
+        ``state`` is modified in place when given (as :meth:`learn` does)."""
+        s = state if state else self.empty()
+        z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
+        static_values = np.asarray(static, dtype=np.float64).reshape(-1).tolist()
+        values = np.asarray(measured, dtype=np.float64).reshape(-1).tolist()
+        outcomes = [""] * len(values)
+        ignored: dict[str, int] = s["ignored"]
+
+        # 1. re-sent timestamps and a stuck analyser (they do not depend on the correction)
+        gate: list[int] = []  # rows that reach the outlier gate, in order
+        seen = s["seen"]  # unique keys, oldest first (learn never appends a known one)
+        window, known = collections.deque(seen, maxlen=SEEN_KEEP), set(seen)
+        last_value, repeats = s["last_value"], s["repeats"]
+        for i, value in enumerate(values):
+            key = None if keys is None else keys[i]
+            if key is not None:
+                if key in known:
+                    ignored["duplicate"] = ignored.get("duplicate", 0) + 1
+                    outcomes[i] = "duplicate"
+                    continue
+                if len(window) == SEEN_KEEP:
+                    known.discard(window[0])
+                window.append(key)
+                known.add(key)
+            if last_value is not None and value == last_value:
+                repeats += 1
+            else:
+                last_value, repeats = value, 1
+            if repeats >= self.stuck_repeats:
+                ignored["stuck"] = ignored.get("stuck", 0) + 1
+                outcomes[i] = "stuck"
+                continue
+            gate.append(i)
+        if len(window) != len(seen) or (window and window[-1] != seen[-1]):
+            s["seen"] = list(window)
+        s["last_value"], s["repeats"] = last_value, repeats
+        if not gate:
+            return s, outcomes
+
+        # 2. the outlier gate and the ridge regression, in runs of stacked normal equations
+        k = z.shape[1]
+        penalty = np.diag(np.full(k, self.ridge))
+        penalty[0, 0] = self.intercept_ridge
+        system = np.column_stack([np.asarray(s["A"], dtype=np.float64), s["b"]])  # [A | b]
+        theta = np.asarray(s["theta"], dtype=np.float64)
+        rows = np.array(gate)
+        zg = z[rows]
+        static_gate = [static_values[i] for i in gate]
+        value_gate = [values[i] for i in gate]
+        residual = np.array([v - p for v, p in zip(value_gate, static_gate, strict=True)])
+        # each gated value's [z z^T | z (measured - static)], as learn computes them
+        terms = np.concatenate(
+            [zg[:, :, None] * zg[:, None, :], (zg * residual[:, None])[:, :, None]], axis=2
+        )
+        scale, reject_run, learned = s["scale"], s["reject_run"], s["learned"]
+        mae_corrected, mae_static = s["mae_corrected"], s["mae_static"]
+        floor, limit, warmup = self.scale_floor, self.max_correction, self.warmup
+        learned_any = False
+        start, chunk = 0, LEARN_CHUNK
+        while start < len(gate):
+            end = min(start + chunk, len(gate))
+            run = end - start
+            stacked = np.empty((run, k, k + 1))
+            previous = system
+            for j in range(run):  # the forgetting recurrence, in learn's order of operations
+                np.multiply(self.forgetting, previous, out=stacked[j])
+                np.add(stacked[j], terms[start + j], out=stacked[j])
+                previous = stacked[j]
+            thetas = np.linalg.solve(stacked[:, :, :k] + penalty, stacked[:, :, k:])[:, :, 0]
+            before = np.concatenate([theta[None, :], thetas[:-1]])
+            raw = np.matmul(zg[start:end, None, :], before[:, :, None])[:, 0, 0].tolist()
+            accepted = run
+            for j in range(run):
+                g = start + j
+                # learn's corrected value (np.clip of float64: min/max of the same floats)
+                corrected = max(static_gate[g] + min(max(raw[j], -limit), limit), 0.0)
+                innovation = value_gate[g] - corrected
+                gate_scale = max(scale or 0.0, floor)
+                if learned >= warmup and abs(innovation) > self.reject_k * gate_scale:
+                    reject_run += 1
+                    if reject_run < self.max_reject_run:
+                        ignored["outlier"] = ignored.get("outlier", 0) + 1
+                        outcomes[gate[g]] = "outlier"
+                        accepted = j
+                        break
+                    scale = abs(innovation)  # a sustained shift: see learn
+                reject_run = 0
+                scale = abs(innovation) if scale is None else (
+                    (1 - SCALE_RATE) * scale + SCALE_RATE * abs(innovation)
+                )  # fmt: skip
+                mae_corrected = _ew(mae_corrected, abs(innovation))
+                mae_static = _ew(mae_static, abs(value_gate[g] - static_gate[g]))
+                learned += 1
+                outcomes[gate[g]] = "learned"
+            if accepted:
+                system, theta = stacked[accepted - 1], thetas[accepted - 1]
+                learned_any = True
+            start += accepted + (accepted < run)  # past the outlier, if the run stopped at one
+            # after an outlier more may follow (a shift): shorter runs for a while
+            chunk = min(2 * chunk, LEARN_CHUNK) if accepted == run else 4
+        s["scale"], s["reject_run"], s["learned"] = scale, reject_run, learned
+        s["mae_corrected"], s["mae_static"] = mae_corrected, mae_static
+        if learned_any:
+            s["A"], s["b"] = system[:, :k].tolist(), system[:, k].tolist()
+            s["theta"] = theta.tolist()
+        return s, outcomes
 
     @staticmethod
     def _ignored(s: dict[str, Any], why: str) -> tuple[dict[str, Any], str]:

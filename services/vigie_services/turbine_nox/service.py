@@ -18,6 +18,12 @@ the robust scale of recent residuals, unless 12 in a row); details in
 inputs stored with the prediction. When the correction state cannot be read (Redis down), the
 static values are served and ``calibration.status`` says ``unavailable``.
 
+A request reads the turbine's correction once: with one ``GET`` when it carries no analyser
+value; otherwise in the one transaction that learns its values and writes the new correction
+(the items are scored with the correction as read, before learning). Learning a request's values
+runs as a batch (:meth:`~vigie_services.turbine_nox.pems.Corrector.learn_many`: the same result
+as value by value, without one linear solve per value).
+
 Each prediction is logged with the forecast point (target ``NOX``, horizon ``h0``, the hour, the
 corrected value), so feedback also gives the live MAE (feedback response and ``/metrics``,
 ``vigie_live_mae{horizon="h0"}``); ``calibration`` in each item gives the turbine's recent MAE of
@@ -37,6 +43,7 @@ per turbine with ``VIGIE_ASSET_CONFIG`` (any key may be omitted; any asset id wo
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -45,7 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from vigie.compiled import compile_parts
 from vigie.errors import ConfigError
@@ -115,6 +122,11 @@ class TurbineMeasurement(MeasurementBase):
     )
 
 
+# What predict reads of a measurement (one C call each) and how it logs a batch of them.
+_INPUTS = operator.attrgetter(*pems.INPUTS)
+_MEASUREMENTS: TypeAdapter[list[TurbineMeasurement]] = TypeAdapter(list[TurbineMeasurement])
+
+
 class Calibration(BaseModel):
     status: str = Field(
         description="corrected | static (nothing learned yet for this turbine) | unavailable "
@@ -167,28 +179,27 @@ class AssetLimits(StrictModel):
 
 
 def level_of(nox: float, co: float, limits: AssetLimits) -> tuple[Level, LevelDetail]:
-    """The level rule, with what explains it (the worst of NOx and CO)."""
-    worst: tuple[Level, str, float, float] | None = None
-    for name, value, limit in (
-        ("NOx", nox, limits.nox_limit_mg_m3),
-        ("CO", co, limits.co_limit_mg_m3),
-    ):
-        alerte = limits.alerte_fraction * limit
-        level = (
-            Level.CRITIQUE if value > limit else Level.ALERTE if value >= alerte else Level.NORMAL
-        )
-        threshold = limit if level is Level.CRITIQUE else alerte
-        if worst is None or level.rank > worst[0].rank:
-            worst = (level, name, value, threshold)
-    assert worst is not None
-    level, name, value, threshold = worst
+    """The level rule, with what explains it (the worst of NOx and CO; NOx on a tie)."""
+    fraction = limits.alerte_fraction
+    nox_limit, co_limit = limits.nox_limit_mg_m3, limits.co_limit_mg_m3
+    nox_alerte = fraction * nox_limit
+    if nox > nox_limit:
+        level, name, value, threshold = Level.CRITIQUE, "NOx", nox, nox_limit
+    elif nox >= nox_alerte:
+        level, name, value, threshold = Level.ALERTE, "NOx", nox, nox_alerte
+    else:
+        level, name, value, threshold = Level.NORMAL, "NOx", nox, nox_alerte
+    if level is not Level.CRITIQUE:
+        co_alerte = fraction * co_limit
+        if co > co_limit:
+            level, name, value, threshold = Level.CRITIQUE, "CO", co, co_limit
+        elif co >= co_alerte and level is Level.NORMAL:
+            level, name, value, threshold = Level.ALERTE, "CO", co, co_alerte
     if level is Level.NORMAL:
         message = f"NOx {nox:.1f} mg/m3, CO {co:.1f} mg/m3 below ALERTE"
-        return level, LevelDetail(
-            nox, UNIT, limits.alerte_fraction * limits.nox_limit_mg_m3, message
-        )
+        return level, LevelDetail(nox, UNIT, nox_alerte, message)
     word = "above permit" if level is Level.CRITIQUE else "near permit, ALERTE from"
-    limit = limits.nox_limit_mg_m3 if name == "NOx" else limits.co_limit_mg_m3
+    limit = nox_limit if name == "NOx" else co_limit
     message = f"{name} prediction {value:.1f} mg/m3 {word} {threshold:.1f} (permit {limit:g})"
     return level, LevelDetail(value, UNIT, threshold, message)
 
@@ -201,6 +212,7 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
     Prediction = EmissionPrediction
     target = Target("NOX", UNIT, "NOx measured by the turbine's analyser", bounds=(LOW, HIGH))
     replay_batch = 24  # hours per request
+    predict_does_io = True  # reads (and with analyser values, updates) the correction in Redis
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -216,6 +228,10 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         return self.limits.get(asset_id) or AssetLimits()
 
     # -- correction state ---------------------------------------------------------------------
+    # The state (Redis, one JSON object per turbine) is read once per request: a request
+    # without analyser values reads it with one GET; one with analyser values reads, learns
+    # and writes it in one transaction (AssetStateStore.update), and is scored with what the
+    # transaction read, before learning.
     def _read_state(self, asset_id: str) -> tuple[dict[str, Any] | None, bool]:
         """(state of the model in service, available?)."""
         store = self.state
@@ -230,77 +246,115 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         return state, True
 
     def _update(self, asset_id: str, learn: Any) -> None:
-        assert self.state is not None
+        """Apply ``learn(state, serving_state)`` to the turbine's state atomically: ``state`` is
+        what to change (a fresh one when nothing was learned for the model in service), and
+        ``serving_state`` the state as read (``None`` when fresh), before any change."""
+        if self.state is None:
+            raise StateUnavailable("no correction state store")
         version = self.model.version
 
         def change(old: dict[str, Any] | None) -> dict[str, Any]:
             fresh = old is None or old.get("model_version") != version
             state: dict[str, Any] = {"model_version": version} if fresh else dict(old or {})
-            learn(state)
+            learn(state, None if fresh else old)
             return state
 
         self.state.update(asset_id, change)
 
-    def _learn_rows(
+    def _learn(
         self,
         state: dict[str, Any],
-        x: Any,
+        terms: dict[str, Any],
         static: dict[str, Any],
-        observed: list[tuple[int, str, str, float]],
+        observed: dict[str, list[tuple[int, str, float]]],
     ) -> dict[str, int]:
-        """Feed ``(row, target, key, value)`` to the correctors; counts by outcome."""
+        """Feed each target's ``(row, key, value)`` observations, in order, to its corrector
+        (:meth:`pems.Corrector.learn_many`); counts by outcome."""
         counts: dict[str, int] = {}
-        for row, target, key, value in observed:
-            corrector = self.correctors[target]
-            z = self.model.model.terms(target, x[row : row + 1], static[target][row : row + 1])[0]
-            new, outcome = corrector.learn(
-                state.get(target), z, float(static[target][row]), value, key
+        for target, rows in observed.items():
+            if not rows:
+                continue
+            index = np.array([row for row, _, _ in rows])
+            new, outcomes = self.correctors[target].learn_many(
+                state.get(target),
+                terms[target][index],
+                static[target][index],
+                [value for _, _, value in rows],
+                [key for _, key, _ in rows],
             )
             state[target] = new
-            counts[outcome] = counts.get(outcome, 0) + 1
+            for outcome in outcomes:
+                counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
     # -- serving ------------------------------------------------------------------------------
     def predict(self, asset_id: str, measurements: Sequence[TurbineMeasurement]) -> list[Scored]:
         model: pems.PemsModel = self.model.model
-        x = np.array([[getattr(m, c) for c in pems.INPUTS] for m in measurements], dtype=float)
+        x = np.array([_INPUTS(m) for m in measurements], dtype=float)
         static = model.static(x)
-        state, available = self._read_state(asset_id)
-        corrected = {
-            t: c.corrected(state.get(t) if state else None, model.terms(t, x, static[t]), static[t])
-            for t, c in self.correctors.items()
-        }
-        observed = [
-            (i, t, m.timestamp.isoformat(), float(v))
-            for i, m in enumerate(measurements)
-            for t in pems.TARGETS
-            if (v := getattr(m, t)) is not None
-        ]
-        learning = None
-        if observed:
-            counts: dict[str, int] = {}
+        terms = {t: model.terms(t, x, static[t]) for t in self.correctors}
+        observed: dict[str, list[tuple[int, str, float]]] = {t: [] for t in pems.TARGETS}
+        for i, m in enumerate(measurements):
+            nox, co = m.NOX, m.CO
+            if nox is not None or co is not None:
+                key = m.timestamp.isoformat()
+                if nox is not None:
+                    observed["NOX"].append((i, key, float(nox)))
+                if co is not None:
+                    observed["CO"].append((i, key, float(co)))
+        if observed["NOX"] or observed["CO"]:
+            scored: dict[str, Any] = {}
+
+            def learn(state: dict[str, Any], serving: dict[str, Any] | None) -> None:
+                # the items are scored with the state as read, before learning changes it in
+                # place (on a retried transaction, with the last attempt's)
+                scored["corrected"] = self._corrected(serving, terms, static)
+                scored["calibration"] = self._calibration(serving, True, None)
+                counts = self._learn(state, terms, static, observed)
+                scored["learning"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
             try:
-                self._update(
-                    asset_id, lambda s: counts.update(self._learn_rows(s, x, static, observed))
-                )
-                learning = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                self._update(asset_id, learn)
+                corrected, calibration = scored["corrected"], scored["calibration"]
+                calibration["learning"] = scored["learning"]
             except StateUnavailable as exc:
                 log.warning("turbine-nox: correction of %s not updated: %s", asset_id, exc)
-                learning = "not learned: correction state unavailable"
-        calibration = self._calibration(state, available, corrected, static, learning)
+                corrected = self._corrected(None, terms, static)
+                calibration = self._calibration(
+                    None, False, "not learned: correction state unavailable"
+                )
+        else:
+            state, available = self._read_state(asset_id)
+            corrected = self._corrected(state, terms, static)
+            calibration = self._calibration(state, available, None)
         limits = self.limits_for(asset_id)
+        limits_body = limits.model_dump()
+        logged = _MEASUREMENTS.dump_python(list(measurements), mode="json")
         return [
-            self._score(m, i, x, static, corrected, calibration, limits)
-            for i, m in enumerate(measurements)
+            self._score(m, row, nox, co, nox_s, co_s, calibration, limits, limits_body, dumped)
+            for m, row, nox, co, nox_s, co_s, dumped in zip(
+                measurements,
+                x.tolist(),
+                corrected["NOX"].tolist(),
+                corrected["CO"].tolist(),
+                static["NOX"].tolist(),
+                static["CO"].tolist(),
+                logged,
+                strict=True,
+            )
         ]
 
+    def _corrected(
+        self, state: dict[str, Any] | None, terms: dict[str, Any], static: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Corrected values per target with ``state`` (``None``: the static values)."""
+        return {
+            t: c.corrected(state.get(t) if state else None, terms[t], static[t])
+            for t, c in self.correctors.items()
+        }
+
     def _calibration(
-        self,
-        state: dict[str, Any] | None,
-        available: bool,
-        corrected: dict[str, Any],
-        static: dict[str, Any],
-        learning: str | None,
+        self, state: dict[str, Any] | None, available: bool, learning: str | None
     ) -> dict[str, Any]:
         nox, co = (state or {}).get("NOX") or {}, (state or {}).get("CO") or {}
         status = "unavailable" if not available else "corrected" if state else "static"
@@ -318,15 +372,16 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
     def _score(
         self,
         m: TurbineMeasurement,
-        i: int,
-        x: Any,
-        static: dict[str, Any],
-        corrected: dict[str, Any],
+        inputs: list[float],
+        nox: float,
+        co: float,
+        nox_s: float,
+        co_s: float,
         calibration: dict[str, Any],
         limits: AssetLimits,
+        limits_body: dict[str, Any],
+        logged: dict[str, Any],
     ) -> Scored:
-        nox, co = float(corrected["NOX"][i]), float(corrected["CO"][i])
-        nox_s, co_s = float(static["NOX"][i]), float(static["CO"][i])
         level, detail = level_of(nox, co, limits)
         body: dict[str, Any] = {
             "nox_mg_m3": round(nox, 3),
@@ -334,24 +389,26 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
             "nox_static_mg_m3": round(nox_s, 3),
             "co_static_mg_m3": round(co_s, 3),
         }
-        for t, value in (("nox", m.NOX), ("co", m.CO)):
-            if value is not None:
-                body[f"{t}_measured_mg_m3"] = value
-                body[f"{t}_residual_mg_m3"] = round(value - (nox if t == "nox" else co), 3)
+        if m.NOX is not None:
+            body["nox_measured_mg_m3"] = m.NOX
+            body["nox_residual_mg_m3"] = round(m.NOX - nox, 3)
+        if m.CO is not None:
+            body["co_measured_mg_m3"] = m.CO
+            body["co_residual_mg_m3"] = round(m.CO - co, 3)
         body["calibration"] = {
             **calibration,
             "nox_correction_mg_m3": round(nox - nox_s, 3),
             "co_correction_mg_m3": round(co - co_s, 3),
         }
-        body["limits"] = limits.model_dump()
-        body["inputs"] = {c: float(x[i, k]) for k, c in enumerate(pems.INPUTS)}
+        body["limits"] = dict(limits_body)
+        body["inputs"] = dict(zip(pems.INPUTS, inputs, strict=True))
         body["recommendation"] = RECOMMENDATIONS[level]
         return Scored(
             timestamp=m.timestamp,
             level=level,
             body=body,
             detail=detail,
-            measurement=m.model_dump(mode="json"),
+            measurement=logged,
             points=[ForecastPoint(self.target.name, "h0", m.timestamp, nox)],
         )
 
@@ -359,20 +416,22 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         """Analyser NOx from feedback: recompute the static value with the model in service
         from the inputs stored with the matched prediction, then update the correction."""
         rows: list[list[float]] = []
-        observed: list[tuple[int, str, str, float]] = []
+        observed: dict[str, list[tuple[int, str, float]]] = {"NOX": []}
         for match in matches:
             if match.target != self.target.name or not match.predictions:
                 continue  # nothing predicted at that hour: no inputs to learn from
             inputs = match.predictions[0].get("inputs")
             if not isinstance(inputs, dict) or any(c not in inputs for c in pems.INPUTS):
                 continue
-            observed.append((len(rows), "NOX", match.timestamp.isoformat(), float(match.value)))
+            observed["NOX"].append((len(rows), match.timestamp.isoformat(), float(match.value)))
             rows.append([float(inputs[c]) for c in pems.INPUTS])
-        if not observed:
+        if not observed["NOX"]:
             return
+        model: pems.PemsModel = self.model.model
         x = np.array(rows, dtype=float)
-        static = self.model.model.static(x)
-        self._update(asset_id, lambda s: self._learn_rows(s, x, static, observed))
+        static = model.static(x)
+        terms = {"NOX": model.terms("NOX", x, static["NOX"])}
+        self._update(asset_id, lambda s, _serving: self._learn(s, terms, static, observed))
 
     # -- training and evaluation --------------------------------------------------------------
     def data_file(self, data_dir: Path) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from tests.services.transformer_temperature.conftest import SERVICE, Env, make_env
 from tests.support.servers import RedisServer, ServiceProcess, wait_until
 from tests.support.synthetic import measurements, transformer_frame
-from vigie.modelstore import ModelStore
+from vigie.modelstore import SERVING_ARTIFACT, ModelStore
 from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration
@@ -78,9 +78,12 @@ def test_tampered_model_is_refused(fresh: Env, trained_models: Path, tmp_path: P
     models = tmp_path / "models"
     shutil.copytree(trained_models, models)
     store = ModelStore(models)
-    artifact = store.service_dir(SERVICE) / store.current_version(SERVICE) / "model.joblib"
-    with artifact.open("ab") as fh:
-        fh.write(b"\x00")  # one byte appended: the pickle would still load
+    folder = store.service_dir(SERVICE) / store.current_version(SERVICE)
+    # the joblib model, and the serving artifact a worker loads instead when there is one
+    for artifact in (folder / "model.joblib", folder / SERVING_ARTIFACT):
+        if artifact.exists():
+            with artifact.open("ab") as fh:
+                fh.write(b"\x00")  # one byte appended: the pickle would still load
     fresh.env["VIGIE_MODELS_DIR"] = str(models)
     fresh.service = ServiceProcess(SERVICE, fresh.env, tmp_path / "service.log").start(
         ready_path="/healthz"
