@@ -60,6 +60,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, fleet_models: Path) -> Itera
         VIGIE_DELIVERY_POLL_S="0.05",
         VIGIE_PUBLIC_URL="https://alerting.e2e.test",
         VIGIE_WORKERS="1",  # 13 gunicorn processes on 2 cores is plenty for these tests
+        VIGIE_ACCESS_LOG="true",  # the services' own request lines too (fleet run: the gateway's)
     )  # fmt: skip
     running.extra.update(webhook=webhook, smtp=smtp)
     try:
