@@ -24,10 +24,15 @@ import unicodedata
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+# pandas is imported where a CSV or a frame is handled (training, evaluation, replay), never at
+# import: serving uses this module's ids, calendar and kinds only, and must not pay for pandas.
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -123,6 +128,8 @@ def load_frame(path: str | Path) -> pd.DataFrame:
     file has it, ``is_anomaly`` (0/1). Rows are sorted by series and date. Raises ``ValueError``
     naming missing columns, bad values, negative consumption or duplicate (series, date) rows.
     """
+    import pandas as pd
+
     path = Path(path)
     frame = pd.read_csv(path, low_memory=False)
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -171,6 +178,8 @@ def load_frame(path: str | Path) -> pd.DataFrame:
 
 def split_series(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One frame per series, indexed by date, reindexed to every day (gaps become NaN rows)."""
+    import pandas as pd
+
     out = {}
     for sid, part in frame.groupby("series", sort=True):
         part = part.set_index("date").drop(columns=["series", "operator", "region"])
@@ -246,6 +255,8 @@ def inject_anomalies(
 def to_training_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a :func:`load_frame`-shaped frame back in the training-file format (with
     ``is_anomaly`` when the frame has it)."""
+    import pandas as pd
+
     out = pd.DataFrame(
         {
             "date": frame["date"].dt.strftime("%Y-%m-%d"),

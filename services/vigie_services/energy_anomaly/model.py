@@ -92,16 +92,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from numpy.lib.stride_tricks import as_strided
-from sklearn.ensemble import IsolationForest
 
 from vigie import compiled
 from vigie_services.energy_anomaly import data as dt
+
+# scikit-learn and pandas are imported where training, evaluation and frames need them, never at
+# import: a serving worker that loads the compiled serving artifact (vigie.modelstore) imports
+# this module and must not pay for them (~110 MB of RSS).
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.ensemble import IsolationForest
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -157,6 +162,8 @@ class SeriesInput:
     @classmethod
     def from_frame(cls, part: pd.DataFrame) -> SeriesInput:
         """From one series of :func:`data.split_series` (index = consecutive dates)."""
+        import pandas as pd
+
         return cls(
             dates=pd.DatetimeIndex(part.index),
             hours=part[list(dt.HOURS)].to_numpy(dtype=np.float64),
@@ -189,7 +196,10 @@ def prepare(series: SeriesInput) -> Prepared:
     sums = filled.sum(axis=1)
     totals = np.where(np.isfinite(series.daily), series.daily, sums)
     if not np.isfinite(totals).all():
-        # no hour at all and no daily total: carry the previous total (first day: the next one)
+        # no hour at all and no daily total: carry the previous total (first day: the next one);
+        # a request cannot have such a day (the service refuses it), a CSV can
+        import pandas as pd
+
         totals = pd.Series(totals).ffill().bfill().to_numpy(dtype=np.float64)
     safe = np.where(sums > 0, sums, 1.0)
     profiles = np.where(sums[:, None] > 0, filled / safe[:, None], 1.0 / 24)
@@ -471,6 +481,8 @@ class Scores:
     offset: int = HISTORY_DAYS  # index in the input of the first scored day
 
     def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "forecast": self.forecast,
@@ -603,6 +615,8 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score every series of a :func:`data.load_frame` frame; one row per scored day with
     ``series`` and, when the frame has them, ``is_anomaly`` / ``anomaly_kind``."""
+    import pandas as pd
+
     parts = []
     for sid, part in dt.split_series(frame).items():
         if sid not in model.series:

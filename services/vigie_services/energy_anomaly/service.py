@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter
 
 from vigie.compiled import compile_parts
@@ -53,7 +52,11 @@ from vigie.service import (
 from vigie.storage import ForecastPoint
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md
-from vigie_services.energy_anomaly import training
+
+# Training (scikit-learn) and the CSV (pandas) are imported by the methods that need them, never
+# at import: a serving worker that loads the compiled serving artifact must not pay for them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_HOURLY_MWH = 1.0e6
 MAX_DAILY_MWH = 24 * MAX_HOURLY_MWH
@@ -169,7 +172,7 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
             if (day - prev).days != 1:
                 msg = (
                     f"measurements must be consecutive days, oldest first: expected "
-                    f"{(pd.Timestamp(prev) + pd.Timedelta(days=1)).date()}, got {day}"
+                    f"{prev + timedelta(days=1)}, got {day}"
                 )
                 raise Unprocessable(
                     msg,
@@ -268,6 +271,8 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
         path = data_dir / dt.TRAIN_FILE
         if not path.is_file():
             raise FileNotFoundError(f"training data not found: {path}")
+        from vigie_services.energy_anomaly import training
+
         started = time.perf_counter()
         progress(f"reading {path}")
         frame = dt.load_frame(path)
@@ -331,6 +336,8 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
         return TrainedModel(model=model, card=card)
 
     def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
+        from vigie_services.energy_anomaly import training
+
         if not isinstance(model, md.EnergyModel):
             raise ValueError(f"expected an EnergyModel, got {type(model).__name__}")
         frame = dt.load_frame(data)
@@ -365,6 +372,8 @@ class EnergyAnomalyService(PredictionService[DayMeasurement]):
 
 def _runs_with_data(part: pd.DataFrame) -> list[list[dict[str, Any]]]:
     """The day measurements of one series (from ``data.split_series``), split at empty days."""
+    import pandas as pd
+
     runs: list[list[dict[str, Any]]] = [[]]
     hours = part[list(dt.HOURS)].to_numpy(dtype=float)
     for day, values, daily, movement in zip(

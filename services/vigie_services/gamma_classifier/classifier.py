@@ -79,25 +79,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from sklearn.base import clone
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-    VotingClassifier,
-)
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, roc_curve
-from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from vigie import compiled
+
+# scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
+# estimator need them, never at import: a serving worker that loads the compiled serving artifact
+# (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -162,6 +155,8 @@ _MIN_CONC = 1e-4
 # run single-threaded (a thread-local OpenMP setting, restored on exit); forests use n_jobs=1.
 @functools.cache
 def _threadpools() -> Any:
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
     return ThreadpoolController()
 
 
@@ -220,11 +215,15 @@ def features(values: npt.ArrayLike) -> FloatArray:
 
 def load_events(path: Path) -> tuple[FloatArray, IntArray]:
     """Events and labels (1 = gamma) of a CSV with the columns of ``gamma/train.csv``."""
+    import pandas as pd
+
     frame = pd.read_csv(path)
     return events_from_frame(frame, str(path))
 
 
 def events_from_frame(frame: pd.DataFrame, name: str = "frame") -> tuple[FloatArray, IntArray]:
+    import pandas as pd
+
     missing = [c for c in (*COLUMNS, LABEL) if c not in frame.columns]
     if missing:
         raise ValueError(f"{name}: missing column(s): {', '.join(missing)}")
@@ -251,12 +250,16 @@ def events_from_frame(frame: pd.DataFrame, name: str = "frame") -> tuple[FloatAr
 
 def tpr_at_fpr(y: npt.ArrayLike, p: npt.ArrayLike, max_fpr: float) -> float:
     """Largest gamma efficiency of a cut on ``p`` whose hadron false-positive rate <= max_fpr."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
 def scores(y: npt.ArrayLike, p: npt.ArrayLike) -> dict[str, float]:
     """The metrics of design.md section 7 (gamma positive; accuracy/F1 at P >= 0.5)."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
     y_arr = np.asarray(y)
     p_arr = np.asarray(p, dtype=np.float64)
     if len(np.unique(y_arr)) < 2:
@@ -274,6 +277,8 @@ def scores(y: npt.ArrayLike, p: npt.ArrayLike) -> dict[str, float]:
 
 def scores_at(y: npt.ArrayLike, p: npt.ArrayLike, threshold: float) -> dict[str, float]:
     """Accuracy, F1, hadron FPR and gamma efficiency of the cut ``p >= threshold``."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     y_arr = np.asarray(y)
     decided = (np.asarray(p) >= threshold).astype(int)
     return {
@@ -409,6 +414,11 @@ def evaluate(model: object, values: npt.ArrayLike, y: npt.ArrayLike) -> dict[str
 
 
 def _base_candidates() -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         "logistic_regression": make_pipeline(
             StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)
@@ -428,13 +438,21 @@ def _base_candidates() -> dict[str, Any]:
     }
 
 
+# The candidates of _base_candidates(), in its order (a test checks they agree).
+BASE_CANDIDATES: tuple[str, ...] = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gradient_boosting",
+)
 # Soft votes: name -> member candidates (equal weights).
 VOTES: dict[str, tuple[str, ...]] = {"soft_vote": ("random_forest", "hist_gradient_boosting")}
-CANDIDATES: tuple[str, ...] = (*_base_candidates(), *VOTES)
+CANDIDATES: tuple[str, ...] = (*BASE_CANDIDATES, *VOTES)
 
 
 def make_estimator(name: str) -> Any:
     """A fresh, unfitted estimator of candidate ``name``."""
+    from sklearn.ensemble import VotingClassifier
+
     bases = _base_candidates()
     if name in bases:
         return bases[name]
@@ -444,6 +462,8 @@ def make_estimator(name: str) -> Any:
 
 
 def _describe(name: str) -> dict[str, Any]:
+    from sklearn.ensemble import VotingClassifier
+
     est = make_estimator(name)
     if isinstance(est, VotingClassifier):
         return {"voting": "soft (mean P(gamma))", "members": {m: _describe(m) for m in VOTES[name]}}
@@ -457,6 +477,8 @@ def _describe(name: str) -> dict[str, Any]:
 
 
 def _fit_proba(name: str, x_fit: FloatArray, y_fit: IntArray, x_score: FloatArray) -> FloatArray:
+    from sklearn.base import clone
+
     with single_threaded():
         est = clone(make_estimator(name)).fit(x_fit, y_fit)
         return np.asarray(est.predict_proba(x_score)[:, 1], dtype=np.float64)
@@ -497,6 +519,9 @@ def fit(
     values: npt.ArrayLike, y: npt.ArrayLike, progress: Callable[[str], None] = lambda _m: None
 ) -> TrainingResult:
     """Compare the candidates, keep the best by cross-validated ROC AUC, refit it on all rows."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     raw = _raw(values)
     labels = np.asarray(y, dtype=np.int64)
     if set(np.unique(labels)) - {0, 1}:

@@ -71,22 +71,19 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.model_selection import TimeSeriesSplit
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from vigie import compiled
 from vigie_services.solar_flare import summary as sm
+
+# scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
+# estimators need them, never at import: a serving worker that loads the compiled serving
+# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -105,6 +102,8 @@ _EPS = 1e-6
 # workers and other training jobs, one thread is much faster (see transformer-temperature).
 @functools.cache
 def _threadpools() -> Any:
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
     return ThreadpoolController()
 
 
@@ -151,6 +150,11 @@ class Candidate:
 
 def candidates() -> list[Candidate]:
     """The compared models, simplest first (ties keep the earlier)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     logistic = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
     boosting = HistGradientBoostingClassifier(
         learning_rate=0.03,
@@ -171,6 +175,10 @@ def candidates() -> list[Candidate]:
 
 def _fit_one(candidate: Candidate, x: FloatArray, y: IntArray) -> tuple[Any, dict[str, Any]]:
     """One fitted classifier (``predict_proba``) for one target, and how it was calibrated."""
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import TimeSeriesSplit
+
     if len(np.unique(y)) < 2:
         raise ValueError(
             "a target has a single class in the training rows; more days are needed "
@@ -299,6 +307,8 @@ def hss(y: IntArray, yes: npt.NDArray[np.bool_]) -> float | None:
 def roc_auc(y: IntArray, p: FloatArray) -> float | None:
     if len(np.unique(y)) < 2:
         return None
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, p))
 
 
@@ -318,6 +328,8 @@ def max_tss_threshold(y: IntArray, p: FloatArray, fallback: float) -> float:
     """
     if len(np.unique(y)) < 2:
         return round(fallback, THRESHOLD_DECIMALS)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thresholds = roc_curve(y, p)
     finite = np.isfinite(thresholds)
     best = int(np.argmax(np.where(finite, tpr - fpr, -np.inf)))
@@ -333,6 +345,8 @@ def max_hss_threshold(y: IntArray, p: FloatArray, fallback: float) -> float:
     """
     if len(np.unique(y)) < 2:
         return round(fallback, THRESHOLD_DECIMALS)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
     positives, negatives = float(np.sum(y == 1)), float(np.sum(y != 1))
     tp, fp = tpr * positives, fpr * negatives

@@ -33,11 +33,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+# pandas is imported where the CSV is read, never at import: serving builds its matrices without
+# it (features_matrix, inconsistent_rows), and a serving worker must not pay for it.
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -398,6 +402,8 @@ def persistence(summary_table: pd.DataFrame, key: str) -> npt.NDArray[np.bool_]:
 
 def load_table(path: Any) -> pd.DataFrame:
     """``daily_train.csv`` (or a later CSV with its columns), sorted by date, validated."""
+    import pandas as pd
+
     frame = pd.read_csv(path)
     needed = ["date", *MODEL_INPUTS, *TARGETS.values()]
     missing = [c for c in needed if c not in frame.columns]

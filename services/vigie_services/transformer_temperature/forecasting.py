@@ -67,21 +67,19 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from numpy.lib.stride_tricks import as_strided
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from vigie import compiled
+
+# scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
+# estimators need them, never at import: a serving worker that loads the compiled serving
+# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -115,6 +113,8 @@ assert max(_LOAD_LAGS) < HISTORY_HOURS
 @functools.cache
 def _threadpools() -> Any:
     # Built on first use, not at import: it inspects the native libraries loaded by then.
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
     return ThreadpoolController()
 
 
@@ -162,6 +162,8 @@ def load_series(path: str | Path) -> pd.DataFrame:
     Raises ``ValueError`` naming missing columns, unparsable dates or values, duplicate
     timestamps, or the first break in the hourly regularity.
     """
+    import pandas as pd
+
     path = Path(path)
     frame = pd.read_csv(path)
     missing = [c for c in ("date", *COLUMNS) if c not in frame.columns]
@@ -357,6 +359,11 @@ def compiled_parts(model: object, check_rows: FloatArray) -> list[compiled.Part]
 
 
 def _candidates() -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         # Squared loss on standardised features; alpha barely matters here (1 vs 100 within 0.1 %).
         "ridge": make_pipeline(StandardScaler(), Ridge(alpha=100.0)),
@@ -383,6 +390,8 @@ def _describe(template: Any) -> dict[str, object]:
 
 
 def _train(family: str, template: Any, features: FloatArray, scaled: FloatArray) -> DeltaForecaster:
+    from sklearn.base import clone
+
     with _single_threaded():
         estimators = [clone(template).fit(features, scaled[:, j]) for j in range(len(HORIZONS))]
     return DeltaForecaster(family=family, estimators=estimators)
@@ -434,6 +443,8 @@ def _scored_pairs(model: object, values: FloatArray) -> tuple[FloatArray, FloatA
 
 
 def _scores(model: object, values: FloatArray) -> dict[str, dict[str, float]]:
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     actual, predicted, base = _scored_pairs(model, values)
     out: dict[str, dict[str, float]] = {}
     for j, h in enumerate(HORIZONS):

@@ -73,20 +73,18 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from vigie import compiled
+
+# scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
+# estimators need them, never at import: a serving worker that loads the compiled serving
+# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -129,6 +127,8 @@ COMPILED_TOLERANCE = 1e-3  # mg/m3: max |static compiled - joblib| to publish a 
 # and prediction run single-threaded (see transformer_temperature.forecasting).
 @functools.cache
 def _threadpools() -> Any:
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
     return ThreadpoolController()
 
 
@@ -141,6 +141,8 @@ def _single_threaded() -> Any:
 
 def load_frame(path: str | Path, *, need_targets: bool = True) -> pd.DataFrame:
     """Read a CSV shaped like ``turbine_nox/train.csv``; ``ValueError`` says what is wrong."""
+    import pandas as pd
+
     path = Path(path)
     frame = pd.read_csv(path)
     wanted = [*INPUTS, *(TARGETS if need_targets else ())]
@@ -212,6 +214,11 @@ def compiled_parts(model: PemsModel, check_rows: FloatArray) -> list[compiled.Pa
 
 
 def _candidates() -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         "ridge": make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
         # early_stopping off: its random internal split would leak across time and make
@@ -240,6 +247,8 @@ def _jsonable(v: object) -> bool:
 def _build(
     families: dict[str, str], frame: pd.DataFrame, templates: dict[str, Any] | None = None
 ) -> PemsModel:
+    from sklearn.base import clone
+
     templates = templates or _candidates()
     x = frame[list(INPUTS)].to_numpy(dtype=np.float64)
     estimators = {}
@@ -546,6 +555,8 @@ def replay(
 
 
 def _metrics(y: dict[str, FloatArray], p: dict[str, FloatArray], suffix: str) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     nox, co = (np.asarray(y["NOX"]), np.asarray(p["NOX"])), (np.asarray(y["CO"]), p["CO"])
     return {
         f"nox_mae{suffix}": float(mean_absolute_error(*nox)),

@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from vigie.compiled import compile_parts
@@ -497,6 +496,8 @@ class TurbineNoxService(PredictionService[TurbineMeasurement]):
         each row is scored before its own values are learned). The file has no timestamps, only
         ``year``, and the rows of a year are hourly in order: row k of year Y is sent at Y-01-01
         00:00Z + k h (without ``year``, from ``REPLAY_START_YEAR``). Default asset: ``GT1``."""
+        import pandas as pd  # replay only: never in a serving worker
+
         with_targets = set(pems.TARGETS) <= set(pd.read_csv(data, nrows=0).columns)
         frame = pems.load_frame(data, need_targets=with_targets)
         if pems.YEAR in frame.columns:

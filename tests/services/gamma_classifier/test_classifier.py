@@ -123,6 +123,14 @@ def test_load_events_checks_the_file(tmp_path: Path) -> None:
         clf.load_events(tmp_path / "c.csv")
 
 
+def test_the_candidate_names_are_those_of_the_estimators() -> None:
+    # CANDIDATES is spelled out so that importing the module builds no scikit-learn estimator
+    assert tuple(clf._base_candidates()) == clf.BASE_CANDIDATES
+    assert (*clf.BASE_CANDIDATES, *clf.VOTES) == clf.CANDIDATES
+    for name in clf.CANDIDATES:
+        assert clf.make_estimator(name) is not None
+
+
 def test_fit_compares_every_candidate_and_keeps_the_best_auc(result: clf.TrainingResult) -> None:
     candidates = result.metrics["candidates"]
     assert set(candidates) == set(clf.CANDIDATES) >= {
