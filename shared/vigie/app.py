@@ -7,6 +7,7 @@ dependencies; nothing happens at import time. :func:`app_for` is the gunicorn en
     gunicorn 'vigie.app:app_for("transformer-temperature")' -k uvicorn_worker.UvicornWorker
 """
 
+import ctypes
 import gc
 import logging
 import sys
@@ -208,6 +209,18 @@ def _settle_interpreter() -> None:
     gc.collect()
     gc.freeze()
     sys.setswitchinterval(0.001)
+    _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Hand back to the system what building the ONNX Runtime sessions freed: glibc keeps it in
+    the heap otherwise (measured: gamma-classifier's worker 231 -> 159 MB, energy-anomaly's 414
+    -> 212 MB). A no-op elsewhere than glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class _BodyLimit:
