@@ -420,6 +420,10 @@ def create_app(
     async def _predict(body: Any, loaded: LoadedModel, request_id: str) -> bytes:
         assert runtime.publisher and runtime.prediction_log
         asset_id: str = body.asset_id
+        # Before anything is computed or published: a 503 here means nothing happened.
+        await runtime.prediction_log.room(
+            settings.prediction_log_max_backlog, settings.prediction_log_wait_s
+        )
         measurements = body.measurements
         rows = len(measurements)
         if batcher is not None and rows < batcher.max_rows:

@@ -68,6 +68,12 @@ class VigieSettings(BaseSettings):
     levels_stream_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     prediction_log_flush_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     prediction_log_batch: Annotated[int, Field(ge=1)] = 1000
+    prediction_log_max_backlog: Annotated[int, Field(ge=1000)] = Field(
+        default=20_000,
+        description="predictions queued for the database beyond which predict requests wait "
+        "for the writer (backpressure), and answer 503 after prediction_log_wait_s",
+    )
+    prediction_log_wait_s: Annotated[float, Field(gt=0, le=60)] = 10.0
     inline_predict_budget_us: Annotated[int, Field(ge=0, le=100_000)] = Field(
         default=200,
         description="predict calls of few rows measured faster than this run on the event loop "

@@ -11,8 +11,10 @@ SQLite (one file per service under ``var/``) is the default; PostgreSQL works wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from vigie.errors import ServiceUnavailable
 from vigie.metrics import ServiceMetrics
 from vigie.sqlite import enable_wal
 
@@ -259,11 +262,34 @@ class PredictionLog:
         ensure_schema(engine)
 
     # -- writing ----------------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Predictions queued and not written yet."""
+        return len(self._queue)
+
     def submit(self, records: list[PredictionRecord]) -> None:
-        """Queue records for the writer thread; returns at once."""
+        """Queue records for the writer thread; returns at once (callers bound the backlog,
+        see :meth:`room`)."""
         self._queue.extend(records)
         if len(self._queue) >= self._batch_size:
             self._wake.set()
+
+    async def room(self, max_backlog: int, timeout_s: float) -> None:
+        """Wait until the backlog is under ``max_backlog`` (the writer is behind: the database
+        takes fewer rows a second than predictions come), ServiceUnavailable after
+        ``timeout_s``. Without it the queue, and the worker's memory, grew without bound."""
+        if len(self._queue) < max_backlog:
+            return
+        self._wake.set()
+        deadline = time.monotonic() + timeout_s
+        while len(self._queue) >= max_backlog:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"the prediction log is {len(self._queue)} predictions behind the database; "
+                    "retry later",
+                    headers={"Retry-After": "1"},
+                )
+            await asyncio.sleep(0.005)
 
     def flush(self) -> None:
         """Write everything queued so far (called by the writer, and before reads)."""

@@ -370,3 +370,26 @@ def test_services_starting_together_create_the_schema_once(database_url: str) ->
     assert "predictions" in inspect(engines[0]).get_table_names()
     for e in engines:
         e.dispose()
+
+
+def test_a_backlog_over_the_bound_makes_requests_wait_for_the_writer(
+    database_url: str, metrics: ServiceMetrics
+) -> None:
+    import asyncio
+
+    from vigie.errors import ServiceUnavailable
+
+    log = PredictionLog(make_engine(database_url), SERVICE, metrics, flush_interval_s=5)
+    try:
+        log.submit([record(at=T0 + timedelta(minutes=i)) for i in range(1500)])
+        assert log.backlog == 1500
+        asyncio.run(log.room(2000, timeout_s=0.1))  # under the bound: no wait
+        with pytest.raises(ServiceUnavailable, match="1500 predictions behind") as refused:
+            asyncio.run(log.room(1000, timeout_s=0.2))  # no writer running: refused in time
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+        log.start()  # the writer catches up; the waiting request goes on
+        asyncio.run(log.room(1000, timeout_s=10))
+        assert log.backlog < 1000
+    finally:
+        log.close()
+    assert count(log, PredictionRow) == 1500
