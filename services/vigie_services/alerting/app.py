@@ -137,11 +137,16 @@ def create_app(
             await asyncio.to_thread(db_ok)
         except Exception as exc:
             raise ServiceUnavailable(f"database unreachable: {exc}") from None
-        try:
-            assert parts.redis is not None
-            await parts.redis.ping()
-        except (*REDIS_ERRORS, AssertionError) as exc:
-            raise ServiceUnavailable(f"redis unreachable: {exc}") from None
+        assert parts.redis is not None
+        for attempt in (1, 2):
+            try:
+                await parts.redis.ping()
+                break
+            except REDIS_ERRORS as exc:
+                # After Redis restarts, a pooled connection it closed fails once (and is
+                # dropped); only a second failure, on a new connection, means unreachable.
+                if attempt == 2:
+                    raise ServiceUnavailable(f"redis unreachable: {exc}") from None
         return {"status": "ready"}
 
     return app
