@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
-from tests.support.receivers import HttpReceiver
-from tests.support.servers import RedisServer, ServiceProcess
-from vigie.auth.keys import init_keys, issue_token, load_signing_key
+from bench.alerting_setup import alerting_bench
 from vigie.events import LevelEvent
 
 
@@ -41,36 +35,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/alerting-latency.json"))
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="vigie-bench-"))
-    init_keys(root / "keys")
-    redis = RedisServer(root / "redis").start()
-    receiver = HttpReceiver().start()
-    env = {
-        **os.environ,
-        "VIGIE_KEYS_DIR": str(root / "keys"),
-        "VIGIE_VAR_DIR": str(root / "var"),
-        "VIGIE_REDIS_URL": redis.url,
-        "VIGIE_LOG_LEVEL": "WARNING",
-    }
-    if args.database_url:
-        env["VIGIE_DATABASE_URL"] = args.database_url
-    service = ServiceProcess("alerting", env, root / "alerting.log", workers=1).start()
-    try:
-        token = issue_token(
-            load_signing_key(root / "keys"), sub="bench", scopes=["subscribers:admin"], ttl_s=600
-        )
-        r = httpx.post(
-            service.url + "/v1/subscribers",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "name": "bench",
-                "channel": "webhook",
-                "target": receiver.url + "/hook",
-                "min_level": "NORMAL",
-                "language": "en",
-            },
-        )
-        r.raise_for_status()
+    with alerting_bench(args.database_url) as bench:
+        redis, receiver = bench.redis, bench.receiver
         client = redis.client()
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
         published: dict[tuple[str, str], float] = {}
@@ -109,10 +75,6 @@ def main() -> None:
         print(json.dumps(result))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-    finally:
-        service.stop()
-        receiver.stop()
-        redis.stop()
 
 
 if __name__ == "__main__":

@@ -25,16 +25,12 @@ import argparse
 import json
 import os
 import random
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
-from tests.support.receivers import HttpReceiver
-from tests.support.servers import RedisServer, ServiceProcess, wait_until
-from vigie.auth.keys import init_keys, issue_token, load_signing_key
+from bench.alerting_setup import alerting_bench
+from tests.support.servers import wait_until
 from vigie.events import LevelEvent
 from vigie.levels import Level
 from vigie_services.alerting.lifecycle import transition_for
@@ -101,34 +97,10 @@ def main() -> None:
     args = parser.parse_args()
 
     payloads, transitions = make_events(args.events, args.assets, args.change_rate, args.seed)
-    root = Path(tempfile.mkdtemp(prefix="vigie-bench-"))
-    init_keys(root / "keys")
-    redis = RedisServer(root / "redis").start()
-    receiver = HttpReceiver().start()
-    env = {
-        **os.environ,
-        "VIGIE_KEYS_DIR": str(root / "keys"),
-        "VIGIE_VAR_DIR": str(root / "var"),
-        "VIGIE_REDIS_URL": redis.url,
-        "VIGIE_LOG_LEVEL": "WARNING",
-        "VIGIE_ACCESS_LOG": "false",
-    }
-    if args.database_url:
-        env["VIGIE_DATABASE_URL"] = args.database_url
-    service = ServiceProcess("alerting", env, root / "alerting.log", workers=1).start()
-    try:
+    with alerting_bench(args.database_url, args.subscribers, VIGIE_ACCESS_LOG="false") as bench:
+        redis, receiver, service = bench.redis, bench.receiver, bench.service
         assert service.proc is not None
         [worker] = children(service.proc.pid)
-        token = issue_token(
-            load_signing_key(root / "keys"), sub="bench", scopes=["subscribers:admin"], ttl_s=600
-        )
-        for n in range(args.subscribers):
-            httpx.post(
-                service.url + "/v1/subscribers",
-                headers={"Authorization": f"Bearer {token}"},
-                json={"name": f"bench-{n}", "channel": "webhook", "target": receiver.url + "/hook",
-                      "min_level": "NORMAL", "language": "en"},
-            ).raise_for_status()  # fmt: skip
         expected = transitions * args.subscribers
         client = redis.client()
         client.config_set("appendfsync", args.redis_fsync)
@@ -179,10 +151,6 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         if notified != expected:
             raise SystemExit(f"expected {expected} notifications, got {notified}")
-    finally:
-        service.stop()
-        receiver.stop()
-        redis.stop()
 
 
 if __name__ == "__main__":
