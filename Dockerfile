@@ -45,7 +45,7 @@ open('ml.txt', 'w').write('\n'.join(d for d in deps if name(d) in ml) + '\n')"
 # A venv without pip (the image's pip installs into it), and the `vigie` command.
 RUN python -m venv --without-pip /opt/venv \
  && pip --python /opt/venv/bin/python install -r core.txt \
- && printf '#!/opt/venv/bin/python\nimport sys\n\nfrom vigie.cli import main\n\nsys.exit(main())\n' \
+ && printf '#!/opt/venv/bin/python\nimport sys\n\nfrom vigie.ops.cli import main\n\nsys.exit(main())\n' \
       > /opt/venv/bin/vigie \
  && chmod 755 /opt/venv/bin/vigie
 
@@ -71,7 +71,7 @@ COPY services/vigie_services/__init__.py /app/services/vigie_services/__init__.p
 # ---------------------------------------------------------------------------------------------
 FROM app-core AS auth
 COPY services/vigie_services/auth/ /app/services/vigie_services/auth/
-RUN python -c "import vigie.cli, vigie.gunicorn_conf, vigie_services.auth.app"
+RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.auth.app"
 USER 10001:10001
 EXPOSE 8090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -81,7 +81,7 @@ CMD ["vigie", "serve", "auth", "--host", "0.0.0.0"]
 # ---------------------------------------------------------------------------------------------
 FROM app-core AS alerting
 COPY services/vigie_services/alerting/ /app/services/vigie_services/alerting/
-RUN python -c "import vigie.cli, vigie.gunicorn_conf, vigie_services.alerting.app, vigie_services.alerting.db"
+RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.alerting.app, vigie_services.alerting.db"
 USER 10001:10001
 EXPOSE 8100
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

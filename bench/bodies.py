@@ -26,10 +26,10 @@ import redis
 from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
 
 from bench.baseline import estimators_of
-from vigie.modelstore import LoadedModel, ModelStore
-from vigie.service import PredictionService, ReplayRequest
+from vigie.contract.service import PredictionService, ReplayRequest
+from vigie.io.asset_state import AssetStateStore
+from vigie.models.store import LoadedModel, ModelStore
 from vigie.settings import VigieSettings
-from vigie.state import AssetStateStore
 from vigie_services import load_service
 
 # The CSV each service trains on (under the data directory); their replay code reads it.

@@ -56,8 +56,8 @@ from bench import bodies as bd
 from bench.baseline import BaselineServer
 from bench.report import RATIO_CONCURRENCY, build_report, render_table, report_path, write_report
 from bench.wrk import default_threads, run_wrk, wrk_binary, wrk_version
-from vigie.fleet import PREDICTION_PIECES
-from vigie.modelstore import ModelStore
+from vigie.models.store import ModelStore
+from vigie.ops.fleet import PREDICTION_PIECES
 from vigie.settings import REPO_ROOT, VigieSettings
 from vigie_services import load_service
 

@@ -6,7 +6,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vigie.service import PredictionService
+    from vigie.contract.service import PredictionService
 
 # name (design.md section 1) -> "module:class"; imported lazily so the CLI starts fast.
 PREDICTION_SERVICES: dict[str, str] = {

@@ -1,3 +1,3 @@
-from vigie.cli import main
+from vigie.ops.cli import main
 
 main()

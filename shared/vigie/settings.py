@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigie import logs
+from vigie.obs import logs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ class VigieSettings(BaseSettings):
     inline_predict_budget_us: Annotated[int, Field(ge=0, le=100_000)] = Field(
         default=200,
         description="predict calls of few rows measured faster than this run on the event loop "
-        "instead of the model thread (0: never); see vigie.executor.ModelCalls",
+        "instead of the model thread (0: never); see vigie.serve.executor.ModelCalls",
     )
     inline_predict_max_rows: Annotated[int, Field(ge=0, le=10_000)] = 8
     micro_batch_window_us: Annotated[int, Field(ge=0, le=100_000)] = Field(
@@ -127,5 +127,5 @@ class VigieSettings(BaseSettings):
         return f"sqlite:///{self.var_dir / (service + '.db')}"
 
     def configure_logging(self, service: str | None = None) -> None:
-        """See :func:`vigie.logs.configure_logging`."""
+        """See :func:`vigie.obs.logs.configure_logging`."""
         logs.configure_logging(self, service)

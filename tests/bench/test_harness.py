@@ -33,7 +33,7 @@ from tests.services.turbine_nox.synthetic import write_turbine_data
 from tests.support.receivers import HttpReceiver
 from tests.support.servers import free_port
 from tests.support.synthetic import write_transformer_data
-from vigie.app import ASSET_ID_PATTERN
+from vigie.serve.app import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services import load_service
 
@@ -174,7 +174,7 @@ def test_recorder_keeps_the_outermost_calls_and_builds_the_baseline_row() -> Non
 
 def test_the_reference_model_drops_compiled_parts() -> None:
     @dataclasses.dataclass(frozen=True)
-    class Loaded:  # vigie.modelstore.LoadedModel's shape, with and without compiled parts
+    class Loaded:  # vigie.models.store.LoadedModel's shape, with and without compiled parts
         model: Any
         compiled: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -313,7 +313,7 @@ def test_process_tree_and_gunicorn_pieces() -> None:
     finally:
         child.kill()
         child.wait()
-    gunicorn = "python -m gunicorn -c python:vigie.gunicorn_conf --name vigie-{} app"
+    gunicorn = "python -m gunicorn -c python:vigie.serve.gunicorn_conf --name vigie-{} app"
     fake = {
         10: (1, "honcho start"),
         11: (10, gunicorn.format("turbine-nox")),

@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import REPO_ROOT, _under_ci
 from vigie.auth.keys import JWKS_FILE, PRIVATE_KEY_FILE
-from vigie.fleet import PORTS, PREDICTION_PIECES
-from vigie.tls import CERT_FILE, KEY_FILE
+from vigie.ops.fleet import PORTS, PREDICTION_PIECES
+from vigie.ops.tls import CERT_FILE, KEY_FILE
 from vigie_services.alerting.settings import AlertingSettings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -124,7 +124,7 @@ def _healthcheck_text(service: dict[str, Any]) -> str:
 
 
 def test_design_md_lists_the_ports_compose_uses() -> None:
-    """design.md section 1 and vigie.fleet.PORTS (the source of everything below) agree."""
+    """design.md section 1 and vigie.ops.fleet.PORTS (the source of everything below) agree."""
     if not DESIGN_MD.is_file():
         pytest.skip(f"{DESIGN_MD} is absent (the shared design folder is not beside the repo)")
     rows = {}
@@ -316,7 +316,7 @@ def test_every_variable_of_the_example_is_explained() -> None:
 
 def test_the_example_names_only_real_settings() -> None:
     fields = set(AlertingSettings.model_fields)  # the shared settings and alerting's
-    fields.add("workers")  # VIGIE_WORKERS: read by `vigie serve` and vigie.gunicorn_conf
+    fields.add("workers")  # VIGIE_WORKERS: read by `vigie serve` and vigie.serve.gunicorn_conf
     names = _env_assignments(ENV_EXAMPLE.read_text(), commented=True)
     vigie = {n for n in names if n.startswith("VIGIE_")}
     unknown = sorted(n for n in vigie if n.removeprefix("VIGIE_").lower() not in fields)
@@ -536,7 +536,7 @@ def test_the_dependencies_split_into_core_and_ml(tmp_path: Path) -> None:
         _distribution(d) for d in declared["dependencies"]
     }
     assert {"scikit-learn", "pandas"} <= {_distribution(d) for d in ml}
-    # Shared code every piece runs imports these at module level (vigie.modelstore).
+    # Shared code every piece runs imports these at module level (vigie.models.store).
     assert {"numpy", "joblib"} <= {_distribution(d) for d in core}
 
 
@@ -557,8 +557,8 @@ sys.meta_path.insert(0, Blocker())
 from pathlib import Path
 from fastapi.testclient import TestClient
 from vigie.auth.keys import init_keys
-import vigie.cli as cli
-import vigie.gunicorn_conf
+import vigie.ops.cli as cli
+import vigie.serve.gunicorn_conf
 from vigie.settings import VigieSettings
 from vigie_services.alerting.app import create_app as alerting_app
 from vigie_services.auth.app import create_app as auth_app

@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.deploy.test_prometheus import defined_series, label_problems, unknown_series
-from vigie.prometheus import JOB, SCRAPE_INTERVAL, referenced_metrics
+from vigie.ops.prometheus import JOB, SCRAPE_INTERVAL, referenced_metrics
 
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "vigie.json"

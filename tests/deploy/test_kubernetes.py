@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, _under_ci
-from vigie.fleet import PORTS, PREDICTION_PIECES
+from vigie.ops.fleet import PORTS, PREDICTION_PIECES
 
 KUBE_DIR = REPO_ROOT / "deploy" / "kubernetes"
 BASE = KUBE_DIR / "base"

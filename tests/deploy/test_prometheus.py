@@ -3,7 +3,7 @@
 ``promtool`` (Debian's ``prometheus`` package) checks the committed and the generated
 configurations, checks the rules and runs ``promtool test rules``. Without it those tests skip,
 except under CI (``CI`` set), where a skip would hide that nothing was checked: there they fail.
-The rest runs everywhere: the committed prometheus.yml is exactly what vigie.prometheus
+The rest runs everywhere: the committed prometheus.yml is exactly what vigie.ops.prometheus
 generates, the Kubernetes relabeling turns the manifests' pods into the same targets, and every
 metric and label the rules use is one the code defines.
 """
@@ -22,9 +22,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import REPO_ROOT, _under_ci
-from vigie.fleet import PORTS, FleetSettings
-from vigie.metrics import ServiceMetrics
-from vigie.prometheus import (
+from vigie.obs.metrics import ServiceMetrics
+from vigie.ops.fleet import PORTS, FleetSettings
+from vigie.ops.prometheus import (
     COMPOSE_CONFIG,
     JOB,
     RULES_DIR,
@@ -54,7 +54,7 @@ SEVERITIES = frozenset({"critical", "warning"})
 def defined_series() -> dict[str, frozenset[str]]:
     """Every series name the code can export (counters with ``_total``, histograms as
     ``_bucket``/``_sum``/``_count``) -> its label names: the runtime's metrics
-    (vigie/metrics.py, every piece) and alerting's own."""
+    (vigie/obs/metrics.py, every piece) and alerting's own."""
     registry = CollectorRegistry()
     ServiceMetrics("any", registry=registry)
     AlertingMetrics(registry)
@@ -177,7 +177,7 @@ def test_promtool_rule_unit_tests_pass(promtool: str, path: Path) -> None:
 def test_the_committed_config_is_what_the_generator_writes() -> None:
     assert COMPOSE_CONFIG.read_text() == compose_config(), (
         "deploy/prometheus/prometheus.yml is stale: "
-        "python -m vigie.prometheus --compose > deploy/prometheus/prometheus.yml"
+        "python -m vigie.ops.prometheus --compose > deploy/prometheus/prometheus.yml"
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import CLIENT_BURST, MAX_BODY
 from tests.support.fleet import Fleet
 from tests.support.servers import wait_until
-from vigie.fleet import PREDICTION_PIECES
+from vigie.ops.fleet import PREDICTION_PIECES
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The ops view on the running fleet: a real Prometheus, configured by vigie.prometheus with the
+"""The ops view on the running fleet: a real Prometheus, configured by vigie.ops.prometheus with the
 committed rules, scrapes every piece; and every metric the Grafana dashboard and the alert rules
 read is really exported once the fleet has served some traffic."""
 
@@ -24,10 +24,10 @@ from tests.services.turbine_nox.synthetic import measurements, turbine_frame
 from tests.support.fleet import Fleet
 from tests.support.receivers import HttpReceiver
 from tests.support.servers import free_port, wait_until
-from vigie.events import LevelEvent
-from vigie.fleet import PORTS, PREDICTION_PIECES, FleetSettings
-from vigie.levels import Level
-from vigie.prometheus import JOB, RULES_DIR, referenced_metrics, render, scrape_config
+from vigie.contract.levels import Level
+from vigie.io.level_publisher import LevelEvent
+from vigie.ops.fleet import PORTS, PREDICTION_PIECES, FleetSettings
+from vigie.ops.prometheus import JOB, RULES_DIR, referenced_metrics, render, scrape_config
 
 pytestmark = pytest.mark.integration
 

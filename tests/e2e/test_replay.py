@@ -40,6 +40,6 @@ def test_replay_reaches_every_service_through_the_gateway(fleet: Fleet, service:
     assert summary["rows"] == 120 and summary["requests"] == 60 == summary["succeeded"]
     assert sum(summary["levels"].values()) == summary["predictions"] >= 120
     # As fast as answers come, over a 20/s limit per token: when the gateway answers 429 the
-    # client waits and retries with the same key (tests/shared/test_replay.py checks how), so
+    # client waits and retries with the same key (tests/shared/client/test_replay.py checks how), so
     # in the end every batch succeeded and no error remains.
     assert summary["token_fetches"] == 1 and summary["errors_by_status"] == {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from vigie.service import PredictionService, Scored
+from vigie.contract.service import PredictionService, Scored
 
 # ONNX Runtime computes a float64 Sigmoid vectorised over several rows and scalar for one, so a
 # probability (gradient boosting, and a soft vote with it) may differ in its last bit between

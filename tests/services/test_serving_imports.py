@@ -3,7 +3,7 @@
 Each service is trained by the real ``vigie train`` on its synthetic data (the same data as its
 own tests, so the session's training cache is shared), which publishes the serving artifact
 (``serving.joblib``: the model with its compiled parts). A fresh interpreter then does what a
-gunicorn worker does (import :mod:`vigie.app`, build the service with ``load_service``, bind
+gunicorn worker does (import :mod:`vigie.serve.app`, build the service with ``load_service``, bind
 ``load_current(lean=True)``), answers one request replayed from the synthetic training file, and
 reports which heavy libraries it imported: none, ~110 MB of RSS per worker saved. Its answers
 are the ones this process computes with the full (``model.joblib``) model and the same compiled
@@ -35,8 +35,8 @@ from tests.services.solar_flare.synthetic import write_solar_data
 from tests.services.turbine_nox.synthetic import write_turbine_data
 from tests.support.serving import train_synthetic
 from tests.support.synthetic import write_transformer_data
-from vigie.modelstore import CARD, SERVING_ARTIFACT, ModelStore
-from vigie.service import PredictionService
+from vigie.contract.service import PredictionService
+from vigie.models.store import CARD, SERVING_ARTIFACT, ModelStore
 from vigie.settings import VigieSettings
 from vigie_services import PREDICTION_SERVICES, load_service
 
@@ -64,13 +64,13 @@ CASES: dict[str, Case] = {
     "energy-anomaly": Case(write_gas_data, "energy/gas_regional_daily_train.csv", 3),
 }
 
-# What a gunicorn worker does (vigie.app: app_for, Runtime.load_model), then one predict.
+# What a gunicorn worker does (vigie.serve.app: app_for, Runtime.load_model), then one predict.
 WORKER = """
 import json, sys
 from pathlib import Path
 
-import vigie.app  # noqa: F401
-from vigie.modelstore import ModelStore
+import vigie.serve.app  # noqa: F401
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services import load_service
 

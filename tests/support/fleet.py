@@ -24,7 +24,7 @@ import httpx
 
 from tests.support.servers import free_port, wait_until
 from tests.support.serving import train_synthetic
-from vigie.fleet import PORTS
+from vigie.ops.fleet import PORTS
 
 PIECES = list(PORTS)
 

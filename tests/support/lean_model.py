@@ -1,5 +1,5 @@
 """A service-like model class whose module imports no scikit-learn: what a serving artifact
-should need (tests of :mod:`vigie.modelstore`'s lean loading)."""
+should need (tests of :mod:`vigie.models.store`'s lean loading)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 @dataclass
 class LeanWrapped:
-    """Two inner estimators and the vigie.compiled hook, like the services' model classes."""
+    """Two inner estimators and the vigie.models.compiled hook, like the services' model classes."""
 
     forest: Any
     linear: Any

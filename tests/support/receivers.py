@@ -47,7 +47,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.servers import free_port
-from vigie.tls import ensure_dev_certificate
+from vigie.ops.tls import ensure_dev_certificate
 
 # --------------------------------------------------------------------------------------------
 # HTTP
@@ -416,7 +416,7 @@ def _authenticator(
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A fresh certificate for 127.0.0.1 and localhost: ``(server_context, client_context)``.
 
-    The same kind of certificate as the gateway's dev one (:mod:`vigie.tls`), made anew in
+    The same kind of certificate as the gateway's dev one (:mod:`vigie.ops.tls`), made anew in
     ``directory``; the client context trusts only that certificate and checks the host name.
     """
     files = ensure_dev_certificate(directory, ("localhost", "127.0.0.1"), force=True)

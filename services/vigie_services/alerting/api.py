@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.auth.verify import Authenticator, Principal
-from vigie.errors import Conflict, NotFound, Unprocessable, field_error
-from vigie.levels import Level
+from vigie.contract.errors import Conflict, NotFound, Unprocessable, field_error
+from vigie.contract.levels import Level
 from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.models import (
     Alert,

@@ -22,11 +22,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.auth.verify import Authenticator
-from vigie.errors import ServiceUnavailable, install_error_handlers
-from vigie.events import REDIS_ERRORS
-from vigie.http import JSONResponse
-from vigie.logs import install_request_context
-from vigie.metrics import install_metrics
+from vigie.contract.errors import ServiceUnavailable, install_error_handlers
+from vigie.io.level_publisher import REDIS_ERRORS
+from vigie.obs.logs import install_request_context
+from vigie.obs.metrics import install_metrics
+from vigie.serve.http import JSONResponse
 from vigie_services.alerting.alert_events import AlertEventPublisher
 from vigie_services.alerting.api import build_router
 from vigie_services.alerting.consumer import LevelConsumer

@@ -45,7 +45,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from vigie import storage
+from vigie.io import prediction_log as storage
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from vigie.levels import Level
+from vigie.contract.levels import Level
 
 
 class Kind(StrEnum):

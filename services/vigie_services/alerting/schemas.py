@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from vigie.levels import Level
-from vigie.service import StrictModel
+from vigie.contract.levels import Level
+from vigie.contract.service import StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]

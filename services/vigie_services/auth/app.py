@@ -25,10 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from vigie.auth.keys import issue_token, parse_scopes
-from vigie.errors import ConfigError, ServiceUnavailable, install_error_handlers
-from vigie.http import JSONResponse
-from vigie.logs import install_request_context
-from vigie.metrics import install_metrics
+from vigie.contract.errors import ConfigError, ServiceUnavailable, install_error_handlers
+from vigie.obs.logs import install_request_context
+from vigie.obs.metrics import install_metrics
+from vigie.serve.http import JSONResponse
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
 from vigie_services.auth.errors import (

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from vigie.errors import BadRequest, Unauthorized
+from vigie.contract.errors import BadRequest, Unauthorized
 
 
 class InvalidRequest(BadRequest):
@@ -18,7 +18,7 @@ class InvalidClient(Unauthorized):
     """Unknown client, wrong secret, or no client authentication at all.
 
     The challenge names Basic, the scheme clients authenticate with here (RFC 6749 5.2), not the
-    Bearer challenge of :class:`~vigie.errors.Unauthorized`.
+    Bearer challenge of :class:`~vigie.contract.errors.Unauthorized`.
     """
 
     code = "invalid_client"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vigie.auth.keys import JWKS_FILE, PRIVATE_KEY_FILE, SigningKey, load_signing_key, read_jwks
-from vigie.errors import ConfigError
+from vigie.contract.errors import ConfigError
 
 # Only these members are ever published, whatever else the file holds (a private "d" must never
 # leave this process by mistake).

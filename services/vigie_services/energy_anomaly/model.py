@@ -70,7 +70,7 @@ Kinds (for a day above NORMAL; several may apply):
 
 Compiled inference
 ------------------
-Both estimators are compiled to ONNX (:mod:`vigie.compiled`): the forecaster (part
+Both estimators are compiled to ONNX (:mod:`vigie.models.compiled`): the forecaster (part
 ``forecaster``, ``model.forecaster.onnx``) and the Isolation Forest's ``score_samples`` (part
 ``isolation_forest``, ``model.isolation_forest.onnx``, with vigie's own converter: skl2onnx's
 makes a 5400-node graph slower than scikit-learn). Features, the second pass, the profile
@@ -98,11 +98,11 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
-from vigie import compiled
+from vigie.models import compiled
 from vigie_services.energy_anomaly import data as dt
 
 # scikit-learn and pandas are imported where training, evaluation and frames need them, never at
-# import: a serving worker that loads the compiled serving artifact (vigie.modelstore) imports
+# import: a serving worker that loads the compiled serving artifact (vigie.models.store) imports
 # this module and must not pay for them (~110 MB of RSS).
 if TYPE_CHECKING:
     import pandas as pd
@@ -434,7 +434,7 @@ class EnergyModel:
     profile_norm: float = 1.0
     history_days: int = HISTORY_DAYS
 
-    # The vigie.compiled hook: the forecaster and the isolation forest.
+    # The vigie.models.compiled hook: the forecaster and the isolation forest.
     def compiled_parts(self) -> dict[str, Any]:
         return {"forecaster": self.forecaster, "isolation_forest": self.isolation_forest}
 
@@ -447,7 +447,7 @@ class EnergyModel:
 
 
 def compiled_parts(model: EnergyModel, check_rows: Mapping[str, FloatArray]) -> list[compiled.Part]:
-    """What :func:`vigie.compiled.compile_parts` compiles, each part checked on its rows of
+    """What :func:`vigie.models.compiled.compile_parts` compiles, each part checked on its rows of
     ``check_rows`` (the validation days' forecast and profile features)."""
     return [
         compiled.Part(

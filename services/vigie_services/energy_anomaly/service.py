@@ -34,11 +34,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter
 
-from vigie.compiled import compile_parts
-from vigie.errors import Unprocessable, field_error
-from vigie.levels import Level
-from vigie.modelstore import LoadedModel, sha256_file
-from vigie.service import (
+from vigie.contract.errors import Unprocessable, field_error
+from vigie.contract.levels import Level
+from vigie.contract.service import (
     LevelDetail,
     MeasurementBase,
     PredictionService,
@@ -49,7 +47,9 @@ from vigie.service import (
     TrainedModel,
     replay_windows,
 )
-from vigie.storage import ForecastPoint
+from vigie.io.prediction_log import ForecastPoint
+from vigie.models.compiled import compile_parts
+from vigie.models.store import LoadedModel, sha256_file
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md
 

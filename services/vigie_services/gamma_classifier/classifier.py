@@ -59,7 +59,8 @@ gamma efficiency at the cut feed the batch significance (:mod:`.significance`).
 Compiled inference
 ------------------
 The fitted estimator (whichever candidate won, the soft vote included) is compiled to ONNX
-(:mod:`vigie.compiled`, part ``estimator``, file ``model.onnx``); :func:`features` stays numpy.
+(:mod:`vigie.models.compiled`, part ``estimator``, file ``model.onnx``); :func:`features` stays
+numpy.
 ONNX Runtime computes in float32 (gradient boosting in float64, as scikit-learn does): the compiled
 form is published only when ``|P_onnx - P_joblib| <= COMPILED_TOLERANCE`` (1e-4) on every held-out
 event (the card records the largest difference under ``compiled``). Measured on the MAGIC training
@@ -84,11 +85,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from vigie import compiled
+from vigie.models import compiled
 
 # scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
 # estimator need them, never at import: a serving worker that loads the compiled serving artifact
-# (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+# (vigie.models.store) imports this module and must not pay for them (~110 MB of RSS).
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -373,7 +374,7 @@ class GammaModel:
             proba = self.estimator.predict_proba(x)
         return np.asarray(proba[:, 1], dtype=np.float64)
 
-    # The vigie.compiled hook: the estimator is the one part.
+    # The vigie.models.compiled hook: the estimator is the one part.
     def compiled_parts(self) -> dict[str, Any]:
         return {"estimator": self.estimator}
 
@@ -397,7 +398,7 @@ def p_gamma(model: object, values: npt.ArrayLike) -> FloatArray:
 
 
 def compiled_parts(model: GammaModel, check_rows: npt.ArrayLike) -> list[compiled.Part]:
-    """What :func:`vigie.compiled.compile_parts` compiles: the estimator, checked on the
+    """What :func:`vigie.models.compiled.compile_parts` compiles: the estimator, checked on the
     features of ``check_rows`` (the held-out slice's, from :attr:`TrainingResult.check_rows`)."""
     return [
         compiled.Part(name, est, check_rows, COMPILED_TOLERANCE, "P(gamma)")

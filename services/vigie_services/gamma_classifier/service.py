@@ -58,11 +58,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from vigie.compiled import compile_parts
-from vigie.errors import ConfigError, Unprocessable, field_error
-from vigie.levels import Level
-from vigie.modelstore import LoadedModel, ModelLoadError, sha256_file
-from vigie.service import (
+from vigie.contract.errors import ConfigError, Unprocessable, field_error
+from vigie.contract.levels import Level
+from vigie.contract.service import (
     BatchSummary,
     LevelDetail,
     MeasurementBase,
@@ -75,7 +73,9 @@ from vigie.service import (
     TrainedModel,
     replay_windows,
 )
-from vigie.storage import ForecastPoint
+from vigie.io.prediction_log import ForecastPoint
+from vigie.models.compiled import compile_parts
+from vigie.models.store import LoadedModel, ModelLoadError, sha256_file
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.significance import BatchExcess, batch_excess
 

@@ -50,7 +50,7 @@ on a slice (AUC or TSS without a positive or a negative day) is ``None`` (JSON `
 Compiled inference
 ------------------
 Each class's fitted classifier (the base model under a Platt calibration) is compiled to ONNX
-(:mod:`vigie.compiled`, parts ``c``, ``m``, ``x``, files ``model.<key>.onnx``); the Platt
+(:mod:`vigie.models.compiled`, parts ``c``, ``m``, ``x``, files ``model.<key>.onnx``); the Platt
 transform, clipping and coherence stay numpy, for both forms. skl2onnx has no converter for our
 :class:`PlattCalibrated` wrapper, and it needs none: ``sigmoid(a logit(p) + b)`` is two numpy
 lines. ONNX Runtime computes the base P(1) in float32 (gradient boosting in float64, as
@@ -76,12 +76,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from vigie import compiled
+from vigie.models import compiled
 from vigie_services.solar_flare import summary as sm
 
 # scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
 # estimators need them, never at import: a serving worker that loads the compiled serving
-# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+# artifact (vigie.models.store) imports this module and must not pay for them (~110 MB of RSS).
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -221,7 +221,7 @@ class FlareForecaster:
     climatology: dict[str, float]  # base rate per class of the rows fitted on
     feature_names: list[str] = field(default_factory=lambda: list(sm.FEATURE_NAMES))
 
-    # The vigie.compiled hook: one part per class, the classifier under any calibration.
+    # The vigie.models.compiled hook: one part per class, the classifier under any calibration.
     def compiled_parts(self) -> dict[str, Any]:
         return {
             k: est.base if isinstance(est, PlattCalibrated) else est
@@ -241,7 +241,8 @@ class FlareForecaster:
 
 
 def compiled_parts(model: FlareForecaster, check_rows: FloatArray) -> list[compiled.Part]:
-    """What :func:`vigie.compiled.compile_parts` compiles: each class's base classifier, checked
+    """What :func:`vigie.models.compiled.compile_parts` compiles: each class's base classifier,
+    checked
     on ``check_rows`` (the validation days' features, :attr:`TrainingResult.check_rows`)."""
     return [
         compiled.Part(k, est, check_rows, COMPILED_TOLERANCE, "probability (before calibration)")

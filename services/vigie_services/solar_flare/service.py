@@ -64,11 +64,9 @@ from pydantic import (
     model_validator,
 )
 
-from vigie.compiled import compile_parts
-from vigie.errors import ConfigError, Unprocessable, field_error
-from vigie.levels import Level
-from vigie.modelstore import LoadedModel, sha256_file
-from vigie.service import (
+from vigie.contract.errors import ConfigError, Unprocessable, field_error
+from vigie.contract.levels import Level
+from vigie.contract.service import (
     LevelDetail,
     MeasurementBase,
     PredictionService,
@@ -80,7 +78,9 @@ from vigie.service import (
     TrainedModel,
     replay_windows,
 )
-from vigie.storage import ForecastPoint
+from vigie.io.prediction_log import ForecastPoint
+from vigie.models.compiled import compile_parts
+from vigie.models.store import LoadedModel, sha256_file
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm
 

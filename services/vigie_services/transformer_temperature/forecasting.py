@@ -45,11 +45,12 @@ least 0.5 °C above ``alerte_c``).
 
 Compiled inference
 ------------------
-The three per-horizon estimators are compiled to ONNX (:mod:`vigie.compiled`, parts ``h1``, ``h6``,
+The three per-horizon estimators are compiled to ONNX (:mod:`vigie.models.compiled`, parts ``h1``,
+``h6``,
 ``h24``, files ``model.h<N>.onnx``); the features and ``OT(t) + change * ot_scale`` stay numpy.
 ONNX Runtime runs gradient-boosted trees in float64, as scikit-learn does (in float32, features of
 quantised OT readings took the other branch on about 1 % of the validation origins, up to 1.5
-scaled units off; see :mod:`vigie.compiled`), and the Ridge candidate in float32. A horizon's
+scaled units off; see :mod:`vigie.models.compiled`), and the Ridge candidate in float32. A horizon's
 compiled form is published only when ``|compiled - joblib| <= COMPILED_TOLERANCE`` (1e-4, in units
 of the target: the scaled change ``(OT(t+h) - OT(t)) / ot_scale``, i.e. at most 1e-4 x ot_scale °C,
 well under the 0.001 °C the service reports) on every validation origin; the card records the
@@ -73,11 +74,11 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
-from vigie import compiled
+from vigie.models import compiled
 
 # scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
 # estimators need them, never at import: a serving worker that loads the compiled serving
-# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+# artifact (vigie.models.store) imports this module and must not pay for them (~110 MB of RSS).
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -333,7 +334,7 @@ class DeltaForecaster:
     horizons: tuple[int, ...] = HORIZONS
     feature_names: list[str] = field(default_factory=lambda: [f["name"] for f in FEATURES])
 
-    # The vigie.compiled hook: one part per horizon, named h<N>.
+    # The vigie.models.compiled hook: one part per horizon, named h<N>.
     def compiled_parts(self) -> dict[str, Any]:
         return {f"h{h}": est for h, est in zip(self.horizons, self.estimators, strict=True)}
 
@@ -346,8 +347,8 @@ class DeltaForecaster:
 
 
 def compiled_parts(model: object, check_rows: FloatArray) -> list[compiled.Part]:
-    """What :func:`vigie.compiled.compile_parts` compiles: every horizon's estimator of ``model``
-    (``fit(...).model``), checked on ``check_rows`` (the validation origins' features,
+    """What :func:`vigie.models.compiled.compile_parts` compiles: every horizon's estimator of
+    ``model`` (``fit(...).model``), checked on ``check_rows`` (the validation origins' features,
     :attr:`TrainingResult.check_rows`)."""
     if not isinstance(model, DeltaForecaster):
         raise TypeError(f"expected a DeltaForecaster from fit(), got {type(model).__name__}")

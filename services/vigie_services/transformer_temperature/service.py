@@ -26,11 +26,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from vigie.compiled import compile_parts
-from vigie.errors import ConfigError, Unprocessable, field_error
-from vigie.levels import Level
-from vigie.modelstore import LoadedModel, sha256_file
-from vigie.service import (
+from vigie.contract.errors import ConfigError, Unprocessable, field_error
+from vigie.contract.levels import Level
+from vigie.contract.service import (
     LevelDetail,
     MeasurementBase,
     PredictionService,
@@ -42,7 +40,9 @@ from vigie.service import (
     TrainedModel,
     replay_windows,
 )
-from vigie.storage import ForecastPoint
+from vigie.io.prediction_log import ForecastPoint
+from vigie.models.compiled import compile_parts
+from vigie.models.store import LoadedModel, sha256_file
 from vigie_services.transformer_temperature import forecasting as fc
 
 LOAD_DOC = (

@@ -51,7 +51,7 @@ service uses) is kept per target and refitted on all years.
 
 Compiled inference
 ------------------
-The static model's estimators are compiled to ONNX (:mod:`vigie.compiled`, parts ``NOX`` and
+The static model's estimators are compiled to ONNX (:mod:`vigie.models.compiled`, parts ``NOX`` and
 ``CO``, files ``model.NOX.onnx`` / ``model.CO.onnx``); the clipping at 0 and the online
 :class:`Corrector` (a per-asset state that changes with every analyser value) stay numpy and work
 on the static values of either form. ONNX Runtime computes in float32 (gradient boosting in
@@ -78,11 +78,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from vigie import compiled
+from vigie.models import compiled
 
 # scikit-learn, pandas and threadpoolctl are imported where training, evaluation and the joblib
 # estimators need them, never at import: a serving worker that loads the compiled serving
-# artifact (vigie.modelstore) imports this module and must not pay for them (~110 MB of RSS).
+# artifact (vigie.models.store) imports this module and must not pay for them (~110 MB of RSS).
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -195,7 +195,7 @@ class PemsModel:
         ]
         return np.column_stack([np.ones(len(x)), zp, zx])
 
-    # The vigie.compiled hook: one part per target of the static model.
+    # The vigie.models.compiled hook: one part per target of the static model.
     def compiled_parts(self) -> dict[str, Any]:
         return dict(self.estimators)
 
@@ -205,7 +205,7 @@ class PemsModel:
 
 
 def compiled_parts(model: PemsModel, check_rows: FloatArray) -> list[compiled.Part]:
-    """What :func:`vigie.compiled.compile_parts` compiles: each target's static estimator,
+    """What :func:`vigie.models.compiled.compile_parts` compiles: each target's static estimator,
     checked on ``check_rows`` (the validation year's inputs, :attr:`TrainingResult.check_rows`)."""
     return [
         compiled.Part(t, est, check_rows, COMPILED_TOLERANCE, "mg/m3")

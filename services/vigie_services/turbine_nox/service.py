@@ -53,11 +53,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from vigie.compiled import compile_parts
-from vigie.errors import ConfigError
-from vigie.levels import Level
-from vigie.modelstore import LoadedModel, sha256_file
-from vigie.service import (
+from vigie.contract.errors import ConfigError
+from vigie.contract.levels import Level
+from vigie.contract.service import (
     LevelDetail,
     MeasurementBase,
     PredictionService,
@@ -69,8 +67,10 @@ from vigie.service import (
     TrainedModel,
     replay_windows,
 )
-from vigie.state import StateUnavailable
-from vigie.storage import ForecastPoint, MatchResult
+from vigie.io.asset_state import StateUnavailable
+from vigie.io.prediction_log import ForecastPoint, MatchResult
+from vigie.models.compiled import compile_parts
+from vigie.models.store import LoadedModel, sha256_file
 from vigie_services.turbine_nox import pems
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from vigie.auth.keys import (
     parse_scopes,
     parse_ttl,
 )
-from vigie.errors import ConfigError
+from vigie.contract.errors import ConfigError
 from vigie.settings import VigieSettings
 
 if TYPE_CHECKING:

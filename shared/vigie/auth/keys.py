@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
-from vigie.errors import ConfigError
+from vigie.contract.errors import ConfigError
 
 ALGORITHM = "RS256"
 PRIVATE_KEY_FILE = "private.pem"

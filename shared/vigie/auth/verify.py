@@ -5,7 +5,8 @@ Three pieces, from the bottom up:
 - :class:`KeySet`: the trusted public keys by ``kid``, from a JWKS file or the auth service's
   ``/.well-known/jwks.json``; reloaded (rate-limited) when a token names an unknown ``kid``, so a
   key rotation needs no restart.
-- :class:`TokenVerifier`: ``verify(token) -> Principal`` or :class:`~vigie.errors.Unauthorized`
+- :class:`TokenVerifier`: ``verify(token) -> Principal`` or
+  :class:`~vigie.contract.errors.Unauthorized`
   with a short precise message. Successful verifications are cached until the token expires: this
   runs on every request.
 - :class:`Authenticator`: FastAPI dependencies, ``Depends(auth.requires("predict:turbine-nox"))``
@@ -33,7 +34,7 @@ from jose.backends.base import Key
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTError
 
 from vigie.auth.keys import ALGORITHM, read_jwks
-from vigie.errors import ConfigError, Forbidden, Unauthorized
+from vigie.contract.errors import ConfigError, Forbidden, Unauthorized
 from vigie.settings import VigieSettings
 
 log = logging.getLogger(__name__)
@@ -266,10 +267,10 @@ def _claims_error_message(exc: JWTError) -> str:
 class TokenVerifier:
     """Verifies RS256 JWTs against a :class:`KeySet`; thread-safe.
 
-    Checks, in order, each failure an :class:`~vigie.errors.Unauthorized`: shape; ``alg`` is
-    RS256 (before any key is touched, so ``none`` and HS256-with-the-public-key never get near a
-    key); ``kid`` present and known; signature; ``iss``, ``aud``, ``exp``, ``nbf``, ``iat``, ``sub``
-    present and valid (``exp``/``nbf`` with ``leeway_s``).
+    Checks, in order, each failure an :class:`~vigie.contract.errors.Unauthorized`: shape;
+    ``alg`` is RS256 (before any key is touched, so ``none`` and HS256-with-the-public-key never
+    get near a key); ``kid`` present and known; signature; ``iss``, ``aud``, ``exp``, ``nbf``,
+    ``iat``, ``sub`` present and valid (``exp``/``nbf`` with ``leeway_s``).
 
     A token that verified is cached until its ``exp`` (at most ``cache_size`` tokens, oldest
     evicted first). Consequence: a key dropped from the JWKS keeps its already-seen tokens valid

@@ -16,7 +16,7 @@ import pytest
 from tests.services.alerting.conftest import WEBHOOK_SECRET, Alerting
 from tests.support.receivers import SmtpSink
 from tests.support.servers import wait_until
-from vigie.levels import Level
+from vigie.contract.levels import Level
 from vigie_services.alerting.lifecycle import transition_for
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from vigie.levels import Level
+from vigie.contract.levels import Level
 from vigie_services.alerting.lifecycle import (
     Kind,
     inhibited,

@@ -13,7 +13,7 @@ import uvicorn
 
 from vigie.auth.keys import init_keys
 from vigie.auth.verify import Authenticator, KeySet, TokenVerifier
-from vigie.errors import Unauthorized
+from vigie.contract.errors import Unauthorized
 from vigie.settings import VigieSettings
 from vigie_services.auth.app import create_app
 from vigie_services.auth.clients import ClientStore

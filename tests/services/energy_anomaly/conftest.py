@@ -14,7 +14,7 @@ import pytest
 
 from tests.services.energy_anomaly.synthetic import write_gas_data
 from tests.support.serving import Served, serve, train_synthetic
-from vigie.modelstore import ModelStore
+from vigie.models.store import ModelStore
 
 SERVICE = "energy-anomaly"
 MAX_BATCH = 400

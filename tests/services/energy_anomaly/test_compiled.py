@@ -11,13 +11,13 @@ import pytest
 
 from tests.services.energy_anomaly.conftest import SERVICE
 from tests.services.energy_anomaly.synthetic import SERIES, day_measurements, gas_frame
-from tests.shared.test_compiled import (
+from tests.shared.models.test_compiled import (
     assert_card_lists_compiled_parts,
     assert_old_card_loads_joblib_with_one_log_line,
     assert_tampered_onnx_makes_readyz_503,
 )
-from vigie.compiled import CompiledPredictor
-from vigie.modelstore import ModelStore
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md

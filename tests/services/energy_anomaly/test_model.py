@@ -10,7 +10,7 @@ import pytest
 
 from tests.services.energy_anomaly.anomalies import KINDS, LATER, request, with_anomaly
 from tests.services.energy_anomaly.synthetic import gas_frame
-from vigie.service import MeasurementBase
+from vigie.contract.service import MeasurementBase
 from vigie_services.energy_anomaly import clustering, training
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from tests.conftest import real_data_dir
 from tests.services.energy_anomaly.synthetic import gas_frame
-from vigie.app import ASSET_ID_PATTERN
-from vigie.service import ReplayRequest
+from vigie.contract.service import ReplayRequest
+from vigie.serve.app import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md

@@ -21,7 +21,7 @@ import pytest
 from tests.services.gamma_classifier.synthetic import COLUMNS, gamma_frame, write_gamma_data
 from tests.support.servers import RedisServer
 from tests.support.serving import Served, make_served, serve, train_synthetic
-from vigie.modelstore import ModelCard, ModelStore
+from vigie.models.store import ModelCard, ModelStore
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.significance import li_ma_significance
 

@@ -10,12 +10,12 @@ import pytest
 
 from tests.services.gamma_classifier.conftest import SERVICE, Trained
 from tests.services.gamma_classifier.synthetic import COLUMNS, events, gamma_frame
-from tests.shared.test_compiled import (
+from tests.shared.models.test_compiled import (
     assert_card_lists_compiled_parts,
     assert_old_card_loads_joblib_with_one_log_line,
     assert_tampered_onnx_makes_readyz_503,
 )
-from vigie.compiled import CompiledPredictor
+from vigie.models.compiled import CompiledPredictor
 from vigie.settings import VigieSettings
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.service import GammaClassifierService

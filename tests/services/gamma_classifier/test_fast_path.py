@@ -11,8 +11,8 @@ import pytest
 
 from tests.services.gamma_classifier.conftest import SERVICE
 from tests.services.gamma_classifier.synthetic import COLUMNS, events, gamma_frame
-from vigie.errors import Unprocessable, field_error
-from vigie.modelstore import ModelStore
+from vigie.contract.errors import Unprocessable, field_error
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.service import GammaClassifierService, GammaEvent

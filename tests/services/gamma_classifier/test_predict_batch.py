@@ -13,9 +13,9 @@ import pytest
 from tests.services.batching import LAST_BIT, assert_batch_equals_predict
 from tests.services.gamma_classifier.conftest import SERVICE
 from tests.services.gamma_classifier.synthetic import COLUMNS, events, gamma_frame
-from vigie.compiled import CompiledPredictor
-from vigie.errors import Unprocessable
-from vigie.modelstore import SERVING_ARTIFACT, ModelStore
+from vigie.contract.errors import Unprocessable
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.store import SERVING_ARTIFACT, ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.service import GammaClassifierService, GammaEvent

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import real_data_dir
 from tests.services.gamma_classifier.synthetic import COLUMNS, gamma_frame
-from vigie.app import ASSET_ID_PATTERN
-from vigie.service import ReplayRequest
+from vigie.contract.service import ReplayRequest
+from vigie.serve.app import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services.gamma_classifier.service import (
     REPLAY_ASSET,

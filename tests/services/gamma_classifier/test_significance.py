@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from vigie.levels import Level
+from vigie.contract.levels import Level
 from vigie_services.gamma_classifier.service import level_for
 from vigie_services.gamma_classifier.significance import batch_excess, li_ma_significance
 

@@ -13,9 +13,9 @@ from tests.conftest import real_data_dir
 from tests.services.solar_flare.conftest import SERVICE, simulation
 from tests.services.solar_flare.synthetic import simulate, to_csv
 from tests.support.serving import vigie
-from vigie.errors import ConfigError, Unprocessable
-from vigie.levels import Level
-from vigie.modelstore import ModelStore
+from vigie.contract.errors import ConfigError, Unprocessable
+from vigie.contract.levels import Level
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.solar_flare.service import FlareDay, SolarFlareService
 

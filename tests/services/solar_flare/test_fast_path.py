@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tests.services.solar_flare.conftest import SERVICE, simulation
-from vigie.errors import Unprocessable
-from vigie.modelstore import ModelStore
+from vigie.contract.errors import Unprocessable
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm

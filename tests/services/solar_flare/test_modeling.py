@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.services.solar_flare.conftest import simulation
-from vigie.levels import Level
+from vigie.contract.levels import Level
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm
 from vigie_services.solar_flare.service import (

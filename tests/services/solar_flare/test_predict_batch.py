@@ -12,9 +12,9 @@ import pytest
 
 from tests.services.batching import LAST_BIT, assert_batch_equals_predict
 from tests.services.solar_flare.conftest import SERVICE, simulation
-from vigie.compiled import CompiledPredictor
-from vigie.errors import Unprocessable
-from vigie.modelstore import SERVING_ARTIFACT, ModelStore
+from vigie.contract.errors import Unprocessable
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.store import SERVING_ARTIFACT, ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm

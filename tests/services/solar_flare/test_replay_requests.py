@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import real_data_dir
 from tests.services.solar_flare.synthetic import simulate, to_csv
-from vigie.app import ASSET_ID_PATTERN
-from vigie.service import ReplayRequest
+from vigie.contract.service import ReplayRequest
+from vigie.serve.app import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services.solar_flare import summary as sm
 from vigie_services.solar_flare.service import REPLAY_ASSET, FlareDay, SolarFlareService

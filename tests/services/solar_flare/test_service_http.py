@@ -18,7 +18,7 @@ import pytest
 
 from tests.services.solar_flare.conftest import MAX_BATCH, SERVICE, Env, simulation
 from tests.support.servers import wait_until
-from vigie.modelstore import ModelStore
+from vigie.models.store import ModelStore
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm
 

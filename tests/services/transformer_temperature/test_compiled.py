@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from tests.services.transformer_temperature.conftest import SERVICE
-from tests.shared.test_compiled import (
+from tests.shared.models.test_compiled import (
     assert_card_lists_compiled_parts,
     assert_old_card_loads_joblib_with_one_log_line,
     assert_tampered_onnx_makes_readyz_503,
 )
 from tests.support.synthetic import ETT_COLUMNS, measurements, transformer_frame
-from vigie.compiled import CompiledPredictor
-from vigie.modelstore import ModelStore
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.transformer_temperature import forecasting as fc
 from vigie_services.transformer_temperature.service import TransformerTemperatureService

@@ -2,9 +2,10 @@
 
 The end-to-end test runs the real ``auth`` service and the real prediction service (both
 ``vigie serve`` under gunicorn) on their own ports. Without the gateway there are no path
-prefixes, so the replay is given a route (:data:`vigie.replay.Route`) that sends ``auth`` paths
+prefixes, so the replay is given a route (:data:`vigie.client.replay.Route`) that sends ``auth``
+paths
 to auth and the service's paths to the service; the gateway paths themselves are covered by
-``tests/shared/test_replay.py``.
+``tests/shared/client/test_replay.py``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from tests.services.transformer_temperature.conftest import SERVICE
 from tests.support.servers import ServiceProcess, wait_until
 from tests.support.serving import serve
 from tests.support.synthetic import transformer_frame
-from vigie import replay as rp
-from vigie.modelstore import ModelStore
-from vigie.service import ReplayRequest
+from vigie.client import replay as rp
+from vigie.contract.service import ReplayRequest
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
 from vigie_services.transformer_temperature import forecasting as fc

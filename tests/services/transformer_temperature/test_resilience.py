@@ -12,7 +12,7 @@ import pytest
 from tests.services.transformer_temperature.conftest import SERVICE, Env, make_env
 from tests.support.servers import RedisServer, ServiceProcess, wait_until
 from tests.support.synthetic import measurements, transformer_frame
-from vigie.modelstore import SERVING_ARTIFACT, ModelStore
+from vigie.models.store import SERVING_ARTIFACT, ModelStore
 from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration

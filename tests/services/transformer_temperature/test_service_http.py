@@ -17,7 +17,7 @@ import pytest
 from tests.services.transformer_temperature.conftest import MAX_BATCH, SERVICE, Env
 from tests.support.servers import wait_until
 from tests.support.synthetic import ETT_COLUMNS, measurements, transformer_frame
-from vigie.modelstore import ModelStore
+from vigie.models.store import ModelStore
 from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ import pytest
 
 from tests.services.turbine_nox.conftest import SERVICE
 from tests.services.turbine_nox.synthetic import INPUTS, measurements, turbine_frame
-from tests.shared.test_compiled import (
+from tests.shared.models.test_compiled import (
     assert_card_lists_compiled_parts,
     assert_old_card_loads_joblib_with_one_log_line,
     assert_tampered_onnx_makes_readyz_503,
 )
-from vigie.compiled import CompiledPredictor
-from vigie.modelstore import ModelStore
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
 from vigie_services.turbine_nox import pems
 from vigie_services.turbine_nox.service import TurbineNoxService

@@ -17,11 +17,11 @@ import pytest
 
 from tests.services.turbine_nox.conftest import SERVICE
 from tests.services.turbine_nox.synthetic import measurements, turbine_frame
-from vigie.levels import Level
-from vigie.modelstore import ModelStore
-from vigie.service import LevelDetail
+from vigie.contract.levels import Level
+from vigie.contract.service import LevelDetail
+from vigie.io.asset_state import AssetStateStore, State, StateUnavailable
+from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
-from vigie.state import AssetStateStore, State, StateUnavailable
 from vigie_services.turbine_nox import pems
 from vigie_services.turbine_nox.service import (
     UNIT,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.services.turbine_nox.synthetic import turbine_frame
-from vigie.errors import ConfigError
-from vigie.levels import Level
+from vigie.contract.errors import ConfigError
+from vigie.contract.levels import Level
 from vigie.settings import VigieSettings
 from vigie_services.turbine_nox import pems
 from vigie_services.turbine_nox.service import AssetLimits, TurbineNoxService, level_of

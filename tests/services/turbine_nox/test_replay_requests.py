@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import real_data_dir
 from tests.services.turbine_nox.synthetic import INPUTS, turbine_frame
-from vigie.app import ASSET_ID_PATTERN
-from vigie.service import ReplayRequest
+from vigie.contract.service import ReplayRequest
+from vigie.serve.app import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services.turbine_nox.service import (
     REPLAY_ASSET,

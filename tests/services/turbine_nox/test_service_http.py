@@ -14,8 +14,8 @@ import pytest
 
 from tests.services.turbine_nox.conftest import CONFIGURED, CONFIGURED_LIMITS, SERVICE, Env
 from tests.services.turbine_nox.synthetic import INPUTS, measurements, turbine_frame
-from vigie.levels import Level
-from vigie.modelstore import ModelStore
+from vigie.contract.levels import Level
+from vigie.models.store import ModelStore
 from vigie_services.turbine_nox.service import AssetLimits, level_of
 
 pytestmark = pytest.mark.integration

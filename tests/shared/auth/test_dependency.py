@@ -14,7 +14,7 @@ from tests.support.tokens import (
     bearer,
 )
 from vigie.auth.verify import Authenticator, KeySet, Principal, TokenVerifier
-from vigie.errors import ConfigError, install_error_handlers
+from vigie.contract.errors import ConfigError, install_error_handlers
 from vigie.settings import VigieSettings
 
 SCOPE = "predict:turbine-nox"

@@ -15,7 +15,7 @@ from vigie.auth.keys import (
     parse_scopes,
     parse_ttl,
 )
-from vigie.errors import ConfigError
+from vigie.contract.errors import ConfigError
 
 
 def jwks_kids(keys_dir: Path) -> list[str]:

@@ -15,7 +15,7 @@ from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge,
 from vigie.auth import verify as verify_module
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
 from vigie.auth.verify import KeySet, Principal, TokenVerifier
-from vigie.errors import ConfigError, Unauthorized
+from vigie.contract.errors import ConfigError, Unauthorized
 
 
 def rejected(verifier: TokenVerifier, token: str) -> Unauthorized:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from vigie.storage import make_engine
+from vigie.io.prediction_log import make_engine
 from vigie_services.alerting.models import Base
 
 config = context.config
