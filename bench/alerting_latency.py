@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.alerting_setup import alerting_bench
-from vigie.io.level_publisher import LevelEvent
+from vigie.contract.level_event import LevelEvent
 
 
 def percentile(values: list[float], q: float) -> float:

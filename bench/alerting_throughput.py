@@ -31,8 +31,8 @@ from pathlib import Path
 
 from bench.alerting_setup import alerting_bench
 from tests.support.servers import wait_until
+from vigie.contract.level_event import LevelEvent
 from vigie.contract.levels import Level
-from vigie.io.level_publisher import LevelEvent
 from vigie_services.alerting.lifecycle import transition_for
 
 STREAM, GROUP = "vigie:levels", "alerting"

@@ -24,8 +24,8 @@ from tests.services.turbine_nox.synthetic import measurements, turbine_frame
 from tests.support.fleet import Fleet
 from tests.support.receivers import HttpReceiver
 from tests.support.servers import free_port, wait_until
+from vigie.contract.level_event import LevelEvent
 from vigie.contract.levels import Level
-from vigie.io.level_publisher import LevelEvent
 from vigie.ops.fleet import PORTS, PREDICTION_PIECES, FleetSettings
 from vigie.ops.prometheus import JOB, RULES_DIR, referenced_metrics, render, scrape_config
 

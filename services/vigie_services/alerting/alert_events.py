@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.io.level_publisher import REDIS_ERRORS
+from vigie.io.redis import REDIS_ERRORS
 from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.models import Alert, Transition
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigie.auth.verify import Authenticator
 from vigie.contract.errors import ServiceUnavailable, install_error_handlers
-from vigie.io.level_publisher import REDIS_ERRORS
+from vigie.io.redis import REDIS_ERRORS
 from vigie.obs.logs import install_request_context
 from vigie.obs.metrics import install_metrics
 from vigie.serve.http import JSONResponse

@@ -27,7 +27,8 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.io.level_publisher import REDIS_ERRORS, LevelEvent
+from vigie.contract.level_event import LevelEvent
+from vigie.io.redis import REDIS_ERRORS
 from vigie_services.alerting.dbthread import DatabaseThread
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.processing import Applied, apply_batch, utcnow

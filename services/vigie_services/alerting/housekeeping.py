@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.io.level_publisher import REDIS_ERRORS
+from vigie.io.redis import REDIS_ERRORS
 from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Alert, Delivery

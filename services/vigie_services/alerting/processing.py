@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from vigie.contract.level_event import LevelEvent
 from vigie.contract.levels import Level
-from vigie.io.level_publisher import LevelEvent
 from vigie_services.alerting.lifecycle import (
     Kind,
     inhibited,

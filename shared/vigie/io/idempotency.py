@@ -22,8 +22,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from vigie.contract.errors import Conflict, Unprocessable, field_error
-from vigie.io.level_publisher import REDIS_ERRORS
 from vigie.io.outbox import Spool
+from vigie.io.redis import REDIS_ERRORS
 
 PENDING_TTL_S = 60
 MAX_KEY_LENGTH = 200

@@ -23,45 +23,16 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-import orjson
 import redis
 import redis.asyncio as aioredis
-from pydantic import AwareDatetime, BaseModel
 
-from vigie.contract.ids import new_uuid
-from vigie.contract.levels import Level
+from vigie.contract.level_event import LevelEvent, live_channel
 from vigie.io.outbox import Spool
+from vigie.io.redis import REDIS_ERRORS
 from vigie.obs.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis.RedisError, OSError)
-
-
-class LevelEvent(BaseModel):
-    event_id: str
-    service: str
-    asset_id: str
-    level: Level
-    observed_at: AwareDatetime
-    emitted_at: AwareDatetime
-    value: float | None
-    unit: str | None
-    threshold: float | None
-    model_version: str
-    message: str
-    request_id: str | None = None
-
-    @classmethod
-    def new(cls, **fields: object) -> LevelEvent:
-        return cls.model_validate(
-            {"event_id": new_uuid(), "emitted_at": datetime.now(UTC), **fields}
-        )
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
 
 
 @dataclass
@@ -82,10 +53,6 @@ for i = 2, #ARGV do
 end
 return #ARGV - 1
 """
-
-
-def live_channel(service: str) -> str:
-    return f"vigie:levels:{service}"
 
 
 class LevelPublisher:

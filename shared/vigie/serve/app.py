@@ -37,11 +37,12 @@ from vigie.contract.errors import (
     install_error_handlers,
 )
 from vigie.contract.ids import hex_run, new_hex
+from vigie.contract.level_event import LevelEvent
 from vigie.contract.levels import Level
 from vigie.contract.service import BatchSummary, PredictionService, Scored, StrictModel
 from vigie.io.asset_state import AssetStateStore
 from vigie.io.idempotency import IdempotencyStore, StoredResponse
-from vigie.io.level_publisher import LevelEvent, LevelPublisher
+from vigie.io.level_publisher import LevelPublisher
 from vigie.io.outbox import Spool, spool_path
 from vigie.io.prediction_log import Observation, PredictionLog, PredictionRecord, make_engine
 from vigie.models.store import LoadedModel, ModelLoadError, ModelStore

@@ -15,7 +15,7 @@ import pytest
 from tests.support.receivers import HttpReceiver, SmtpSink
 from tests.support.servers import RedisServer, ServiceProcess, free_port, wait_until
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
-from vigie.io.level_publisher import LevelEvent
+from vigie.contract.level_event import LevelEvent
 
 SCOPES = "alerts:read alerts:ack subscribers:admin"
 WEBHOOK_SECRET = "test-webhook-secret"

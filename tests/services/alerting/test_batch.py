@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.servers import RedisServer, free_port
-from vigie.io.level_publisher import LevelEvent
+from vigie.contract.level_event import LevelEvent
 from vigie_services.alerting import consumer as consumer_module
 from vigie_services.alerting import housekeeping, processing
 from vigie_services.alerting.consumer import Entry, LevelConsumer

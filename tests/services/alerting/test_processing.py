@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.io.level_publisher import LevelEvent
+from vigie.contract.level_event import LevelEvent
 from vigie_services.alerting.db import make_engine, migrate
 from vigie_services.alerting.models import (
     Alert,

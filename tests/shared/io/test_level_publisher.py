@@ -16,8 +16,9 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.support.servers import RedisServer, wait_until
+from vigie.contract.level_event import LevelEvent, live_channel
 from vigie.contract.levels import Level
-from vigie.io.level_publisher import LevelEvent, LevelPublisher, live_channel
+from vigie.io.level_publisher import LevelPublisher
 from vigie.io.outbox import Spool
 from vigie.obs.metrics import ServiceMetrics
 
