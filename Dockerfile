@@ -3,8 +3,9 @@
 #   docker-compose build                          # every image, as docker-compose.yml names them
 #   docker build --target turbine-nox -t vigie/turbine-nox .
 #
-# Targets: auth, alerting, gateway, solar-flare, gamma-classifier, transformer-temperature,
-# turbine-nox, energy-anomaly. Build with BuildKit (Docker 23+ by default; docker-compose 1.29:
+# Targets: one per piece of the fleet (`vigie pieces` lists them: the registry declared in
+# services/vigie_services/pieces.py; vigie.ops.artifacts.check_dockerfile, run by tests/deploy,
+# checks this file against it), and gateway. Build with BuildKit (Docker 23+ by default; docker-compose 1.29:
 # DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1): it builds only the stages a target needs. The
 # legacy builder works too but walks every stage before the target, which is why the stages that
 # need trained models come last.
@@ -15,7 +16,8 @@
 #
 # Python code is not pip-installed: shared/vigie and the piece's own vigie_services/<piece> are
 # copied to /app (PYTHONPATH), the dependencies of pyproject.toml live in the venv /opt/venv made
-# in a builder stage. Prediction images pin scikit-learn, numpy and joblib to the versions their
+# in a builder stage. The project's entry points (the `vigie.pieces` group the runtime finds the
+# pieces by) are written from pyproject.toml into a dist-info folder on that path. Prediction images pin scikit-learn, numpy and joblib to the versions their
 # model was trained with (from its card): a pickle is only safe to load with those.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -48,6 +50,16 @@ RUN python -m venv --without-pip /opt/venv \
  && printf '#!/opt/venv/bin/python\nimport sys\n\nfrom vigie.ops.cli import main\n\nsys.exit(main())\n' \
       > /opt/venv/bin/vigie \
  && chmod 755 /opt/venv/bin/vigie
+# The entry points of pyproject.toml as installed metadata (dist-info/<name>-<version>.dist-info/),
+# which importlib.metadata finds on PYTHONPATH: the registry of pieces reads `vigie.pieces` there.
+RUN python -c "import pathlib, tomllib; \
+project = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+name, version = project['name'], project['version']; \
+info = pathlib.Path('dist-info', name + '-' + version + '.dist-info'); \
+info.mkdir(parents=True); \
+(info / 'METADATA').write_text('Metadata-Version: 2.1\nName: ' + name + '\nVersion: ' + version + '\n'); \
+groups = project.get('entry-points', {}); \
+(info / 'entry_points.txt').write_text(''.join('[' + g + ']\n' + ''.join(k + ' = ' + v + '\n' for k, v in groups[g].items()) + '\n' for g in groups))"
 
 # ---------------------------------------------------------------------------------------------
 # What every Python piece shares: the user (uid/gid 10001), the layout, the environment.
@@ -65,13 +77,15 @@ WORKDIR /app
 
 FROM runtime AS app-core
 COPY --from=deps-core /opt/venv /opt/venv
+COPY --from=deps-core /build/dist-info/ /app/services/
 COPY shared/vigie/ /app/shared/vigie/
-COPY services/vigie_services/__init__.py /app/services/vigie_services/__init__.py
+COPY services/vigie_services/__init__.py services/vigie_services/pieces.py /app/services/vigie_services/
 
 # ---------------------------------------------------------------------------------------------
 FROM app-core AS auth
 COPY services/vigie_services/auth/ /app/services/vigie_services/auth/
-RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.auth.app"
+RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.auth.app, vigie_services.auth.piece" \
+ && vigie pieces | grep -qx auth
 USER 10001:10001
 EXPOSE 8090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -81,7 +95,8 @@ CMD ["vigie", "serve", "auth", "--host", "0.0.0.0"]
 # ---------------------------------------------------------------------------------------------
 FROM app-core AS alerting
 COPY services/vigie_services/alerting/ /app/services/vigie_services/alerting/
-RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.alerting.app, vigie_services.alerting.db"
+RUN python -c "import vigie.ops.cli, vigie.serve.gunicorn_conf, vigie_services.alerting.app, vigie_services.alerting.piece" \
+ && vigie pieces | grep -qx alerting
 USER 10001:10001
 EXPOSE 8100
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -90,8 +105,8 @@ CMD ["vigie", "serve", "alerting", "--host", "0.0.0.0"]
 
 # ---------------------------------------------------------------------------------------------
 # The gateway's nginx.conf, rendered by `vigie fleet config` from nginx/nginx.conf.j2: listening
-# on every address, each piece found by its compose service name, TLS from /run/secrets, access
-# log on stdout. Rendered as a non-root user, so without nginx's `user` directive (the gateway's
+# on every address, each piece found at its own name (the compose and Kubernetes service names),
+# TLS from /run/secrets, access log on stdout. Rendered as a non-root user, so without nginx's `user` directive (the gateway's
 # master process does not run as root). Other VIGIE_FLEET_* settings (limits, timeouts,
 # VIGIE_FLEET_SERVICES) go in the build argument GATEWAY_SETTINGS, space-separated NAME=value
 # pairs without blanks in the values, e.g. "VIGIE_FLEET_CLIENT_RATE=50 VIGIE_FLEET_MAX_BODY=16m".
@@ -101,7 +116,7 @@ ARG GATEWAY_SETTINGS=""
 USER 10001:10001
 RUN env VIGIE_VAR_DIR=/tmp/vigie-var \
         VIGIE_FLEET_HOST=0.0.0.0 \
-        VIGIE_FLEET_UPSTREAM_HOSTS='{"auth":"auth","alerting":"alerting","solar-flare":"solar-flare","gamma-classifier":"gamma-classifier","transformer-temperature":"transformer-temperature","turbine-nox":"turbine-nox","energy-anomaly":"energy-anomaly"}' \
+        VIGIE_FLEET_UPSTREAM_BY_NAME=true \
         ${GATEWAY_SETTINGS} \
     vigie fleet config --out /tmp/gateway/nginx.conf --no-check \
         --tls-cert /run/secrets/gateway.crt --tls-key /run/secrets/gateway.key \
@@ -156,8 +171,9 @@ RUN pip --python /opt/venv/bin/python install -c constraints.txt -r core.txt -r 
 
 FROM runtime AS app-ml
 COPY --from=deps-ml /opt/venv /opt/venv
+COPY --from=deps-core /build/dist-info/ /app/services/
 COPY shared/vigie/ /app/shared/vigie/
-COPY services/vigie_services/__init__.py /app/services/vigie_services/__init__.py
+COPY services/vigie_services/__init__.py services/vigie_services/pieces.py /app/services/vigie_services/
 
 # ---------------------------------------------------------------------------------------------
 # The prediction services: their package, their model (read-only for the service's user), a
@@ -165,7 +181,7 @@ COPY services/vigie_services/__init__.py /app/services/vigie_services/__init__.p
 FROM app-ml AS solar-flare
 COPY services/vigie_services/solar_flare/ /app/services/vigie_services/solar_flare/
 COPY --from=models /models/solar-flare/ /app/models/solar-flare/
-RUN python -c "from vigie_services import load_service; load_service('solar-flare')" \
+RUN python -c "from vigie.ops.registry import load; load().service_class('solar-flare')" \
  && vigie models show solar-flare > /dev/null
 USER 10001:10001
 EXPOSE 8101
@@ -176,7 +192,7 @@ CMD ["vigie", "serve", "solar-flare", "--host", "0.0.0.0"]
 FROM app-ml AS gamma-classifier
 COPY services/vigie_services/gamma_classifier/ /app/services/vigie_services/gamma_classifier/
 COPY --from=models /models/gamma-classifier/ /app/models/gamma-classifier/
-RUN python -c "from vigie_services import load_service; load_service('gamma-classifier')" \
+RUN python -c "from vigie.ops.registry import load; load().service_class('gamma-classifier')" \
  && vigie models show gamma-classifier > /dev/null
 USER 10001:10001
 EXPOSE 8102
@@ -187,7 +203,7 @@ CMD ["vigie", "serve", "gamma-classifier", "--host", "0.0.0.0"]
 FROM app-ml AS transformer-temperature
 COPY services/vigie_services/transformer_temperature/ /app/services/vigie_services/transformer_temperature/
 COPY --from=models /models/transformer-temperature/ /app/models/transformer-temperature/
-RUN python -c "from vigie_services import load_service; load_service('transformer-temperature')" \
+RUN python -c "from vigie.ops.registry import load; load().service_class('transformer-temperature')" \
  && vigie models show transformer-temperature > /dev/null
 USER 10001:10001
 EXPOSE 8103
@@ -198,7 +214,7 @@ CMD ["vigie", "serve", "transformer-temperature", "--host", "0.0.0.0"]
 FROM app-ml AS turbine-nox
 COPY services/vigie_services/turbine_nox/ /app/services/vigie_services/turbine_nox/
 COPY --from=models /models/turbine-nox/ /app/models/turbine-nox/
-RUN python -c "from vigie_services import load_service; load_service('turbine-nox')" \
+RUN python -c "from vigie.ops.registry import load; load().service_class('turbine-nox')" \
  && vigie models show turbine-nox > /dev/null
 USER 10001:10001
 EXPOSE 8104
@@ -209,7 +225,7 @@ CMD ["vigie", "serve", "turbine-nox", "--host", "0.0.0.0"]
 FROM app-ml AS energy-anomaly
 COPY services/vigie_services/energy_anomaly/ /app/services/vigie_services/energy_anomaly/
 COPY --from=models /models/energy-anomaly/ /app/models/energy-anomaly/
-RUN python -c "from vigie_services import load_service; load_service('energy-anomaly')" \
+RUN python -c "from vigie.ops.registry import load; load().service_class('energy-anomaly')" \
  && vigie models show energy-anomaly > /dev/null
 USER 10001:10001
 EXPOSE 8105

@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 VIGIE  := $(BIN)/vigie
-# Services that `make run` starts (the rest of the fleet joins as it is built).
-SERVICES ?= solar-flare gamma-classifier transformer-temperature turbine-nox energy-anomaly
+# Services `make models` trains: default, every prediction service of the registry
+# (services/vigie_services/pieces.py), read once the venv exists.
+SERVICES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps keys models run test test-fast bench bench-alerting lint fmt clean
+.PHONY: help setup system-deps keys models run test test-fast bench bench-alerting lint fmt openapi clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,7 +28,7 @@ keys: $(BIN)/vigie  ## generate the dev RSA key pair and JWKS under var/keys (ke
 	@$(VIGIE) keys init
 
 models: $(BIN)/vigie  ## train every model that is missing (needs the data directory)
-	@for s in $(SERVICES); do $(VIGIE) models has $$s || $(VIGIE) train $$s || exit 1; done
+	@for s in $(or $(SERVICES),$$($(VIGIE) pieces --kind prediction)); do $(VIGIE) models has $$s || $(VIGIE) train $$s || exit 1; done
 
 run: setup  ## set up, train missing models, run the whole fleet behind the gateway (Ctrl-C stops all)
 	$(VIGIE) fleet run
@@ -53,6 +54,9 @@ lint: $(BIN)/vigie  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+openapi: $(BIN)/vigie  ## rewrite the committed OpenAPI snapshots (tests/contract/openapi) after a deliberate change
+	$(BIN)/python -m tests.contract.snapshots
 
 fmt: $(BIN)/vigie  ## format the code
 	$(BIN)/ruff format .

@@ -26,9 +26,12 @@ import redis
 from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
 
 from bench.baseline import estimators_of
-from vigie.contract.service import PredictionService, ReplayRequest
+from vigie.contract.batch import Batch
+from vigie.contract.replay import ReplayRequest
+from vigie.contract.service import PredictionService
 from vigie.io.asset_state import AssetStateStore
 from vigie.models.store import LoadedModel, ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
 from vigie_services import load_service
 
@@ -73,7 +76,7 @@ def data_file(service: str, data_dir: Path) -> Path:
     return data_dir / DATA_FILES[service]
 
 
-def _valid(service: PredictionService[Any], request: ReplayRequest) -> bool:
+def _valid(service: PredictionService[Any, Any], request: ReplayRequest) -> bool:
     """Whether the service's schema accepts every measurement (a few real rows are refused,
     e.g. energy-anomaly's hourly values over its bound: such a request would be a 422)."""
     try:
@@ -84,7 +87,7 @@ def _valid(service: PredictionService[Any], request: ReplayRequest) -> bool:
     return True
 
 
-def build_body(service: PredictionService[Any], csv: Path, rows: int) -> Body:
+def build_body(service: PredictionService[Any, Any], csv: Path, rows: int) -> Body:
     """The first request of the CSV's replay that gets exactly ``rows`` predictions and that the
     service's schema accepts; ``ValueError`` when the file has none (too short, or refused)."""
     for request in service.replay_requests(csv, None, rows):
@@ -94,12 +97,12 @@ def build_body(service: PredictionService[Any], csv: Path, rows: int) -> Body:
 
 
 def build_bodies(
-    service: PredictionService[Any], csv: Path, sizes: tuple[int, ...]
+    service: PredictionService[Any, Any], csv: Path, sizes: tuple[int, ...]
 ) -> dict[int, Body]:
     return {rows: build_body(service, csv, rows) for rows in sizes}
 
 
-def parsed(service: PredictionService[Any], body: Body) -> list[Any]:
+def parsed(service: PredictionService[Any, Any], body: Body) -> list[Any]:
     """The body's measurements as the service's schema reads them (what ``predict`` gets)."""
     return [
         service.Measurement.model_validate_json(json.dumps(m, allow_nan=False))
@@ -251,7 +254,7 @@ def _spy(
     spy.bind(loaded)
     calls = {}
     for rows, body in samples.items():
-        spy.predict(body.asset_id, parsed(spy, body))
+        score_call(spy, Batch(body.asset_id, parsed(spy, body)))
         calls[rows] = recorder.take()
     return recorder, calls
 
@@ -297,7 +300,8 @@ def in_process(
     raw_sklearn: dict[str, float] = {}
     for rows, body in samples.items():
         ms = parsed(timed, body)
-        predict[str(rows)] = round(median_ms(lambda: timed.predict(body.asset_id, ms), repeats), 3)  # noqa: B023
+        batch = Batch(body.asset_id, ms)
+        predict[str(rows)] = round(median_ms(lambda: score_call(timed, batch), repeats), 3)  # noqa: B023
         if calls[rows]:
             raw[str(rows)] = round(_time_calls(recorder, calls[rows], repeats), 3)
         if compiled and ref_calls[rows]:

@@ -1,31 +1,34 @@
-"""The Vigie services: each a thin declaration on top of the :mod:`vigie` runtime."""
+"""The Vigie services: each a thin declaration on top of the :mod:`vigie` runtime.
+
+The fleet's pieces are declared in :mod:`vigie_services.pieces` and read by the runtime through
+its registry (:mod:`vigie.ops.registry`): ``load().service_class(name)`` is a prediction
+service's class.
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vigie.contract.service import PredictionService
 
-# name (design.md section 1) -> "module:class"; imported lazily so the CLI starts fast.
-PREDICTION_SERVICES: dict[str, str] = {
-    "solar-flare": "vigie_services.solar_flare.service:SolarFlareService",
-    "gamma-classifier": "vigie_services.gamma_classifier.service:GammaClassifierService",
-    "turbine-nox": "vigie_services.turbine_nox.service:TurbineNoxService",
-    "energy-anomaly": "vigie_services.energy_anomaly.service:EnergyAnomalyService",
-    "transformer-temperature": (
-        "vigie_services.transformer_temperature.service:TransformerTemperatureService"
-    ),
-}
+# name -> "module:Class" of each prediction service, derived from the registry (module
+# __getattr__ below) for the callers that still read it; new code reads
+# vigie.ops.registry.load().prediction_services.
+PREDICTION_SERVICES: dict[str, str]
 
 
-def load_service(name: str) -> type[PredictionService[Any]]:
-    try:
-        target = PREDICTION_SERVICES[name]
-    except KeyError:
-        known = ", ".join(sorted(PREDICTION_SERVICES))
-        raise KeyError(f"unknown service {name!r}; known: {known}") from None
-    module, _, cls = target.partition(":")
-    service: type[PredictionService[Any]] = getattr(import_module(module), cls)
-    return service
+def load_service(name: str) -> type[PredictionService[Any, Any]]:
+    """The class of the prediction service ``name``: ``load().service_class(name)`` of the
+    registry (``KeyError`` listing the known services otherwise)."""
+    from vigie.ops.registry import load
+
+    return load().service_class(name)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PREDICTION_SERVICES":
+        from vigie.ops.registry import load
+
+        return {p.name: str(p.service_class) for p in load().prediction_services}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ from tests.services.turbine_nox.synthetic import write_turbine_data
 from tests.support.receivers import HttpReceiver
 from tests.support.servers import free_port
 from tests.support.synthetic import write_transformer_data
-from vigie.serve.app import ASSET_ID_PATTERN
+from vigie.serve.schemas import ASSET_ID_PATTERN
 from vigie.settings import VigieSettings
 from vigie_services import load_service
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import REPO_ROOT, _under_ci
 from vigie.auth.keys import JWKS_FILE, PRIVATE_KEY_FILE
-from vigie.ops.fleet import PORTS, PREDICTION_PIECES
+from vigie.ops.artifacts.dockerfile import Stage, chain, exec_form, serve_command, stages
+from vigie.ops.registry import load
 from vigie.ops.tls import CERT_FILE, KEY_FILE
 from vigie_services.alerting.settings import AlertingSettings
 
@@ -37,12 +38,24 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 ENV_EXAMPLE = REPO_ROOT / "compose.env.example"
 DESIGN_MD = Path(REPO_ROOT).parent / "shared" / "design.md"
 
+REGISTRY = load()
+PORTS = REGISTRY.ports  # the source of everything below: the pieces' declarations
+PREDICTION_PIECES = REGISTRY.prediction_names
 GATEWAY_PORTS = (8080, 8443)  # design.md section 1: http, https
 OPS_PORTS = {"prometheus": 9090, "grafana": 3000}
 PUBLISHING = frozenset({"gateway", *OPS_PORTS})
 TARGETS = frozenset({*PORTS, "gateway"})  # one Dockerfile target per piece
 SECRETS_DIR = "/run/secrets"
 DOCKER_COMPOSE_MISSING = "docker-compose is not installed (apt-get install docker-compose)"
+
+
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``args`` run in ``cwd`` with exactly ``env``, its output captured as text (2 min at most)."""
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=check
+    )
 
 
 # -- docker-compose config ----------------------------------------------------------------------
@@ -59,15 +72,8 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     no_dotenv = tmp_path_factory.mktemp("compose") / "empty.env"
     no_dotenv.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIE_", "COMPOSE_"))}
-    done = subprocess.run(
-        [exe, "--env-file", str(no_dotenv), "-f", str(COMPOSE_FILE), "config"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [exe, "--env-file", str(no_dotenv), "-f", str(COMPOSE_FILE), "config"]
+    done = _run(command, env, REPO_ROOT)
     assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
     assert "WARNING" not in done.stderr, done.stderr  # e.g. a variable without a default
     config: dict[str, Any] = yaml.safe_load(done.stdout)
@@ -124,7 +130,7 @@ def _healthcheck_text(service: dict[str, Any]) -> str:
 
 
 def test_design_md_lists_the_ports_compose_uses() -> None:
-    """design.md section 1 and vigie.ops.fleet.PORTS (the source of everything below) agree."""
+    """design.md section 1 and the registry of pieces (the source of everything below) agree."""
     if not DESIGN_MD.is_file():
         pytest.skip(f"{DESIGN_MD} is absent (the shared design folder is not beside the repo)")
     rows = {}
@@ -332,68 +338,14 @@ def test_the_example_names_only_real_settings() -> None:
 # -- Dockerfile -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Stage:
-    name: str
-    base: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-    def last(self, keyword: str) -> str | None:
-        found = self.all(keyword)
-        return found[-1] if found else None
-
-
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) of a Dockerfile, continuation lines joined as Docker joins them."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for line in text.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if pending and line.lstrip().startswith("#"):
-            continue  # a comment line inside a continued instruction is dropped
-        if line.endswith("\\"):
-            pending += line[:-1]
-            continue
-        full = pending + line
-        pending = ""
-        keyword, _, args = full.strip().partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    return out
-
-
 @cache
 def _stages() -> dict[str, Stage]:
-    global_args: dict[str, str] = {}
-    stages: dict[str, Stage] = {}
-    current: Stage | None = None
-    for keyword, args in _instructions(DOCKERFILE.read_text()):
-        if keyword == "FROM":
-            words = args.split()
-            base = re.sub(
-                r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), words[0]
-            )
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else f"#{len(stages)}"
-            current = stages[name] = Stage(name, base)
-        elif current is None:
-            if keyword == "ARG" and "=" in args:
-                key, _, value = args.partition("=")
-                global_args[key] = value
-        else:
-            current.instructions.append((keyword, args))
-    return stages
+    return stages(DOCKERFILE.read_text())
 
 
 def _chain(name: str) -> list[Stage]:
     """``name`` and the stages it is built FROM, the target first."""
-    stages = _stages()
-    chain = [stages[name]]
-    while chain[-1].base in stages:
-        chain.append(stages[chain[-1].base])
-    return chain
+    return chain(_stages(), name)
 
 
 def _effective(name: str, keyword: str) -> str | None:
@@ -405,8 +357,8 @@ def _effective(name: str, keyword: str) -> str | None:
 
 
 def _exec_form(args: str) -> list[str]:
-    words = json.loads(args)
-    assert isinstance(words, list) and all(isinstance(w, str) for w in words), args
+    words = exec_form(args)
+    assert words is not None, args
     return words
 
 
@@ -441,7 +393,7 @@ def test_every_target_has_a_healthcheck_on_its_port() -> None:
 def test_the_command_of_each_target_serves_its_piece() -> None:
     for piece in PORTS:
         cmd = _exec_form(_stages()[piece].last("CMD") or "null")
-        assert cmd == ["vigie", "serve", piece, "--host", "0.0.0.0"], piece
+        assert cmd == serve_command(piece) == ["vigie", "serve", piece, "--host", "0.0.0.0"]
         assert _effective(piece, "ENTRYPOINT") is None
     gateway = _stages()["gateway"]
     assert _exec_form(gateway.last("ENTRYPOINT") or "null") == []
@@ -473,7 +425,8 @@ def test_the_gateway_config_is_rendered_for_compose(tmp_path: Path) -> None:
     assert words[0] == "env"
     start = words.index("vigie")
     env = dict(w.split("=", 1) for w in words[1:start] if "=" in w)
-    assert json.loads(env["VIGIE_FLEET_UPSTREAM_HOSTS"]) == {p: p for p in PORTS}
+    # Each piece at its own name (compose and Kubernetes service names): no list of pieces here.
+    assert env["VIGIE_FLEET_UPSTREAM_BY_NAME"] == "true" and "VIGIE_FLEET_UPSTREAM_HOSTS" not in env
     assert env["VIGIE_FLEET_HOST"] == "0.0.0.0"
     args = words[start + 1 :]
     out = Path(args[args.index("--out") + 1])
@@ -483,15 +436,8 @@ def test_the_gateway_config_is_rendered_for_compose(tmp_path: Path) -> None:
     assert args[args.index("--tls-key") + 1] == f"{SECRETS_DIR}/{KEY_FILE}"
     args[args.index("--out") + 1] = str(tmp_path / "nginx.conf")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "vigie", *args],
-        env={**clean, **env, "VIGIE_VAR_DIR": str(tmp_path / "var")},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {**clean, **env, "VIGIE_VAR_DIR": str(tmp_path / "var")}
+    done = _run([sys.executable, "-m", "vigie", *args], env, tmp_path)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "nginx.conf").read_text()
     for piece, port in PORTS.items():
@@ -540,6 +486,36 @@ def test_the_dependencies_split_into_core_and_ml(tmp_path: Path) -> None:
     assert {"numpy", "joblib"} <= {_distribution(d) for d in core}
 
 
+_ENTRY_POINTS_OF = """
+import importlib.metadata as md, json, sys
+eps = md.entry_points(group="vigie.pieces")
+print(json.dumps([[ep.name, ep.value, str(ep.dist.locate_file(""))] for ep in eps]))
+"""
+
+
+def test_the_images_declare_the_entry_points_the_registry_reads(tmp_path: Path) -> None:
+    """Images do not pip-install the project: the Dockerfile writes its entry points as a
+    dist-info on PYTHONPATH, where importlib.metadata (hence the registry) finds them."""
+    code = _python_snippet("deps-core", "entry-points")
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=30)
+    copy = next(c for c in _stages()["app-core"].all("COPY") if "/build/dist-info/" in c)
+    assert copy == "--from=deps-core /build/dist-info/ /app/services/"
+    assert "/app/services" in (_effective("app-core", "ENV") or "")  # on PYTHONPATH
+    # Found first on PYTHONPATH, before this checkout's own installation (cwd: away from the
+    # checkout's vigie.egg-info, which `python -c` would find first).
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "dist-info")}
+    done = _run([sys.executable, "-c", _ENTRY_POINTS_OF], env, tmp_path, check=True)
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = declared["entry-points"]["vigie.pieces"]
+    found = json.loads(done.stdout)
+    assert {name: value for name, value, _ in found} == wanted
+    assert {where for _, _, where in found} == {str(tmp_path / "dist-info")}
+    for stage in ("app-core", "app-ml"):
+        copies = " ".join(_stages()[stage].all("COPY"))
+        assert "services/vigie_services/pieces.py" in copies, stage  # what the entry point names
+
+
 # Import names of the distributions that are not the distribution's name.
 _MODULES = {"scikit-learn": "sklearn"}
 
@@ -557,15 +533,16 @@ sys.meta_path.insert(0, Blocker())
 from pathlib import Path
 from fastapi.testclient import TestClient
 from vigie.auth.keys import init_keys
-import vigie.ops.cli as cli
+import vigie.ops.cli
 import vigie.serve.gunicorn_conf
+from vigie.ops.registry import load
 from vigie.settings import VigieSettings
 from vigie_services.alerting.app import create_app as alerting_app
 from vigie_services.auth.app import create_app as auth_app
 
 init_keys(Path(sys.argv[2]))
-cli._prepare("auth", VigieSettings())
-cli._prepare("alerting", VigieSettings())
+load().prepare("auth", VigieSettings())  # what `vigie serve` runs before gunicorn forks
+load().prepare("alerting", VigieSettings())
 for app in (auth_app(), alerting_app()):
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
@@ -584,15 +561,8 @@ def test_auth_and_alerting_run_without_the_model_libraries(tmp_path: Path) -> No
         "VIGIE_KEYS_DIR": str(tmp_path / "keys"),
         "VIGIE_REDIS_URL": "redis://127.0.0.1:9/0",  # nothing there: only /healthz is asked
     }
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_ML, ",".join(sorted(blocked)), str(tmp_path / "keys")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [sys.executable, "-c", _WITHOUT_ML, ",".join(sorted(blocked)), str(tmp_path / "keys")]
+    done = _run(command, env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok []"
 
@@ -608,14 +578,10 @@ def test_prediction_images_pin_the_libraries_of_their_models(tmp_path: Path) -> 
     code = _python_snippet("models", "card.json").replace("'/models'", repr(str(tmp_path)))
     _card(tmp_path, "solar-flare", "1.5.2")
     _card(tmp_path, "turbine-nox", "1.5.2")
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
-    )
+    done = _run([sys.executable, "-c", code], dict(os.environ), tmp_path, check=True)
     assert done.stdout.split() == ["joblib==1.4.0", "numpy==2.0.0", "scikit-learn==1.5.2"]
     _card(tmp_path, "energy-anomaly", "1.6.0")
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=30
-    )
+    done = _run([sys.executable, "-c", code], dict(os.environ), tmp_path)
     assert done.returncode != 0 and "different library versions" in done.stderr
     assert "scikit-learn" in done.stderr and "1.6.0" in done.stderr
 

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, _under_ci
-from vigie.ops.fleet import PORTS, PREDICTION_PIECES
+from vigie.ops.artifacts.kubernetes import matches
+from vigie.ops.registry import Workers, load
 
 KUBE_DIR = REPO_ROOT / "deploy" / "kubernetes"
 BASE = KUBE_DIR / "base"
@@ -36,7 +37,9 @@ GATEWAY_PORT = 8080  # design.md section 1: the gateway's http port, its /health
 # /tmp for the Python pieces; nginx's prefix and its temp files for the gateway (Dockerfile).
 WRITABLE = {"gateway": ("/var/lib/vigie-gateway", "/var/lib/vigie-gateway/tmp")}
 PYTHON_WRITABLE = ("/var/lib/vigie", "/tmp")
-PYTHON_PIECES: dict[str, int] = dict(PORTS)  # auth, alerting, the prediction services
+REGISTRY = load()  # the pieces: auth, alerting, the prediction services
+PREDICTION_PIECES = REGISTRY.prediction_names
+PYTHON_PIECES: dict[str, int] = REGISTRY.ports
 ALL_PIECES: dict[str, int] = {**PYTHON_PIECES, "gateway": GATEWAY_PORT}
 AUTOSCALED = frozenset({*PREDICTION_PIECES, "gateway"})
 
@@ -211,25 +214,6 @@ def _pod_labels(deployment: Doc) -> dict[str, str]:
     return dict(deployment["spec"]["template"]["metadata"]["labels"])
 
 
-def _matches(selector: Doc | None, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics (an empty selector matches everything)."""
-    selector = selector or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[op]
-        if not ok:
-            return False
-    return True
-
-
 def _container_port(container: Doc, port: int | str) -> int:
     """A probe's or Service's target port, by number or by the container port's name."""
     if isinstance(port, int):
@@ -349,10 +333,10 @@ def test_each_piece_has_a_deployment_and_service_on_its_design_port(
     deployment = _one(docs, "Deployment", piece)
     container = _container(deployment)
     assert port in [p["containerPort"] for p in container["ports"]], container["ports"]
-    assert _matches(deployment["spec"]["selector"], _pod_labels(deployment))
+    assert matches(deployment["spec"]["selector"], _pod_labels(deployment))
 
     service = _one(docs, "Service", piece)
-    assert _matches({"matchLabels": service["spec"]["selector"]}, _pod_labels(deployment))
+    assert matches({"matchLabels": service["spec"]["selector"]}, _pod_labels(deployment))
     sports = service["spec"]["ports"]
     assert [p["port"] for p in sports] == [port], sports
     assert _container_port(container, sports[0]["targetPort"]) == port
@@ -458,14 +442,17 @@ def test_references_to_configmaps_and_secrets_resolve(docs: list[Doc]) -> None:
 
 
 def test_alerting_is_one_consumer_without_autoscaling(docs: list[Doc]) -> None:
-    alerting = _one(docs, "Deployment", "alerting")
-    assert alerting["spec"]["replicas"] == 1
-    assert alerting["spec"]["strategy"]["type"] == "Recreate"
+    single = [p.name for p in REGISTRY if p.workers is Workers.ONE]
+    assert single == ["alerting"]
     targets = {
         h["spec"]["scaleTargetRef"]["name"]
         for h in _of_kind(docs, "HorizontalPodAutoscaler").values()
     }
-    assert "alerting" not in targets
+    for name in single:  # rendered, base and production: what the registry says of them
+        deployment = _one(docs, "Deployment", name)
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+        assert name not in targets
 
 
 def test_hpas_target_existing_deployments_on_cpu(docs: list[Doc]) -> None:
@@ -490,7 +477,7 @@ def test_pdb_selectors_match_exactly_their_piece(docs: list[Doc]) -> None:
     deployments = _of_kind(docs, "Deployment")
     for name, pdb in _of_kind(docs, "PodDisruptionBudget").items():
         selector = pdb["spec"]["selector"]
-        matched = [d for d, dep in deployments.items() if _matches(selector, _pod_labels(dep))]
+        matched = [d for d, dep in deployments.items() if matches(selector, _pod_labels(dep))]
         assert matched == [name], f"PDB {name} selects {matched}"
         # A single replica must stay drainable: minAvailable 1 would block node drains.
         if name == "alerting":
@@ -504,7 +491,7 @@ def _policies_for(docs: list[Doc], labels: dict[str, str], direction: str) -> li
     return [
         p
         for p in _of_kind(docs, "NetworkPolicy").values()
-        if _matches(p["spec"]["podSelector"], labels)
+        if matches(p["spec"]["podSelector"], labels)
         and direction in p["spec"].get("policyTypes", ["Ingress"])
     ]
 
@@ -556,10 +543,10 @@ def test_only_the_gateway_and_prometheus_reach_a_piece(docs: list[Doc], piece: s
                 continue
             # Same namespace: the gateway's pods, and no other piece's.
             selected = [
-                n for n, d in deployments.items() if _matches(peer["podSelector"], _pod_labels(d))
+                n for n, d in deployments.items() if matches(peer["podSelector"], _pod_labels(d))
             ]
             assert selected == ["gateway"], f"{piece}: {peer} selects {selected}"
-            assert _matches(peer["podSelector"], gateway_labels)
+            assert matches(peer["podSelector"], gateway_labels)
             gateway_allowed = True
     assert gateway_allowed, f"nothing lets the gateway reach {piece}:{port}"
     assert prometheus_allowed, f"nothing lets Prometheus scrape {piece}:{port}"
@@ -580,7 +567,7 @@ def test_gateway_is_reached_by_the_ingress_controller_and_reaches_every_piece(
         labels = _pod_labels(deployments[piece])
         assert any(
             ("TCP", port) in _ports(rule)
-            and any(_matches(p.get("podSelector"), labels) for p in rule.get("to") or [])
+            and any(matches(p.get("podSelector"), labels) for p in rule.get("to") or [])
             for rule in egress
         ), f"the gateway may not reach {piece}:{port}"
 
@@ -741,7 +728,7 @@ def test_production_scales_up_and_spreads(base_docs: list[Doc], production_docs:
         spread = [
             c
             for c in pod.get("topologySpreadConstraints", [])
-            if c["topologyKey"] == "kubernetes.io/hostname" and _matches(c["labelSelector"], labels)
+            if c["topologyKey"] == "kubernetes.io/hostname" and matches(c["labelSelector"], labels)
         ]
         anti = (pod.get("affinity") or {}).get("podAntiAffinity")
         assert spread or anti, f"{piece}: replicas may all land on one node"

@@ -23,7 +23,8 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import REPO_ROOT, _under_ci
 from vigie.obs.metrics import ServiceMetrics
-from vigie.ops.fleet import PORTS, FleetSettings
+from vigie.ops.artifacts.kubernetes import pod_targets, relabel
+from vigie.ops.fleet import FleetSettings
 from vigie.ops.prometheus import (
     COMPOSE_CONFIG,
     JOB,
@@ -35,7 +36,10 @@ from vigie.ops.prometheus import (
     sample_names,
     scrape_config,
 )
+from vigie.ops.registry import load
 from vigie_services.alerting.metrics import AlertingMetrics
+
+PORTS = load().ports  # every piece of the registry, on its design.md port
 
 PROM_DIR = REPO_ROOT / "deploy" / "prometheus"
 KUBERNETES_CONFIG = PROM_DIR / "prometheus-kubernetes.yml"
@@ -238,34 +242,6 @@ def test_the_kubernetes_config_has_the_same_job_rules_and_labels() -> None:
     assert kjob["kubernetes_sd_configs"] == [{"role": "pod"}]
 
 
-def relabel(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str] | None:
-    """Prometheus' relabeling (keep, drop, replace) of a target's labels; None when dropped."""
-    out = dict(labels)
-    for cfg in configs:
-        sources = cfg.get("source_labels", [])
-        value = cfg.get("separator", ";").join(out.get(s, "") for s in sources)
-        regex = re.compile(f"^(?:{cfg.get('regex', '(.*)')})$")
-        match = regex.match(value)
-        action = cfg.get("action", "replace")
-        if action == "keep" and not match:
-            return None
-        if action == "drop" and match:
-            return None
-        if action == "replace" and match:
-            replacement = re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", cfg.get("replacement", "$1"))
-            result = match.expand(replacement)
-            if result:
-                out[cfg["target_label"]] = result
-            else:
-                out.pop(cfg["target_label"], None)
-    return out
-
-
-def meta(prefix: str, values: dict[str, str]) -> dict[str, str]:
-    """Kubernetes labels or annotations as discovery meta labels (non-word characters -> _)."""
-    return {f"{prefix}{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": str(v) for k, v in values.items()}
-
-
 def pod_templates() -> Iterator[tuple[str, dict[str, Any]]]:
     for path in sorted(KUBE_BASE.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -280,23 +256,9 @@ def test_kubernetes_relabeling_finds_every_piece_of_the_manifests() -> None:
     [job] = yaml.safe_load(KUBERNETES_CONFIG.read_text())["scrape_configs"]
     found: dict[str, dict[str, str]] = {}
     for name, template in templates.items():
-        ports = [p["containerPort"] for c in template["spec"]["containers"]
-                 for p in c.get("ports", [])]  # fmt: skip
-        for port in ports or [None]:  # discovery: one target per declared port
-            labels = {
-                "__address__": "10.0.0.7" + (f":{port}" if port else ""),
-                "__metrics_path__": job["metrics_path"],
-                "__meta_kubernetes_namespace": "vigie",
-                "__meta_kubernetes_pod_name": f"{name}-abc12",
-                "__meta_kubernetes_pod_phase": "Running",
-                **meta("__meta_kubernetes_pod_label_", template["metadata"].get("labels", {})),
-                **meta("__meta_kubernetes_pod_annotation_",
-                       template["metadata"].get("annotations", {})),
-            }  # fmt: skip
-            target = relabel(labels, job["relabel_configs"])
-            if target is not None:
-                assert name not in found, f"{name}: two targets for one pod"
-                found[name] = target
+        for target in pod_targets(job, name, template):  # one per declared container port
+            assert name not in found, f"{name}: two targets for one pod"
+            found[name] = target
     assert set(found) == set(PORTS), "pieces scraped on Kubernetes"
     for piece, target in found.items():
         assert target["service"] == piece

@@ -1,11 +1,14 @@
-"""A serving worker of each prediction service imports neither scikit-learn, scipy nor pandas.
+"""A serving worker of each prediction service imports neither scikit-learn, scipy nor pandas,
+nor anything that converts models to ONNX (``onnx``, ``skl2onnx``, :mod:`vigie.models.compile`):
+only ``onnxruntime``.
 
 Each service is trained by the real ``vigie train`` on its synthetic data (the same data as its
 own tests, so the session's training cache is shared), which publishes the serving artifact
 (``serving.joblib``: the model with its compiled parts). A fresh interpreter then does what a
 gunicorn worker does (import :mod:`vigie.serve.app`, build the service with ``load_service``, bind
 ``load_current(lean=True)``), answers one request replayed from the synthetic training file, and
-reports which heavy libraries it imported: none, ~110 MB of RSS per worker saved. Its answers
+reports which heavy libraries and converters it imported: none, ~110 MB of RSS per worker
+saved. Its answers
 are the ones this process computes with the full (``model.joblib``) model and the same compiled
 parts.
 
@@ -21,47 +24,28 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.services.energy_anomaly.synthetic import write_gas_data
-from tests.services.gamma_classifier.synthetic import write_gamma_data
-from tests.services.solar_flare.conftest import simulation
-from tests.services.solar_flare.synthetic import write_solar_data
-from tests.services.turbine_nox.synthetic import write_turbine_data
-from tests.support.serving import train_synthetic
-from tests.support.synthetic import write_transformer_data
+from tests.contract.cases import Case
+from tests.services.conftest import PREDICTION_CASES
+from vigie.contract.batch import Batch
 from vigie.contract.service import PredictionService
 from vigie.models.store import CARD, SERVING_ARTIFACT, ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
 from vigie_services import PREDICTION_SERVICES, load_service
 
 HEAVY = ("sklearn", "scipy", "pandas")
 
 
-@dataclass(frozen=True)
-class Case:
-    write_data: Callable[[Path], object]  # as the service's conftest trains it
-    data_file: str  # the training file, replayed for the request
-    batch: int  # new rows of the request
-
-
-CASES: dict[str, Case] = {
-    "solar-flare": Case(
-        lambda d: write_solar_data(d, simulation()), "solar_flare/daily_train.csv", 5
-    ),
-    "gamma-classifier": Case(lambda d: write_gamma_data(d, n=3000, seed=0), "gamma/train.csv", 20),
-    "transformer-temperature": Case(
-        lambda d: write_transformer_data(d, hours=900), "transformer/ETTh1_train.csv", 3
-    ),
-    "turbine-nox": Case(
-        lambda d: write_turbine_data(d, rows_per_year=500), "turbine_nox/train.csv", 5
-    ),
-    "energy-anomaly": Case(write_gas_data, "energy/gas_regional_daily_train.csv", 3),
+# new rows of the request each service's worker answers
+BATCH = {
+    "solar-flare": 5,
+    "gamma-classifier": 20,
+    "transformer-temperature": 3,
+    "turbine-nox": 5,
+    "energy-anomaly": 3,
 }
 
 # What a gunicorn worker does (vigie.serve.app: app_for, Runtime.load_model), then one predict.
@@ -70,7 +54,9 @@ import json, sys
 from pathlib import Path
 
 import vigie.serve.app  # noqa: F401
+from vigie.contract.batch import Batch
 from vigie.models.store import ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
 from vigie_services import load_service
 
@@ -80,29 +66,31 @@ loaded = ModelStore(Path(models)).load_current(name, lean=True)
 service.bind(loaded)
 req = json.loads(Path(request).read_text())
 measurements = [service.Measurement.model_validate(m) for m in req["measurements"]]
-scored = service.predict(req["asset_id"], measurements)
+scored = score_call(service, Batch(req["asset_id"], measurements))
 print(json.dumps({
     "artifact": loaded.path.name,
     "compiled": sorted(loaded.compiled),
     "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "pandas"}),
-    "bodies": json.dumps([s.body for s in scored], default=str, sort_keys=True),
+    # training-time converters: a worker runs the graphs (onnxruntime), it never builds one
+    "converters": sorted(
+        m for m in sys.modules
+        if m.split(".")[0] in ("onnx", "skl2onnx") or (m + ".").startswith("vigie.models.compile.")
+    ),
+    "onnxruntime": "onnxruntime" in sys.modules,
+    "bodies": json.dumps(scored.items, default=str, sort_keys=True),
 }))
 """
 
 
 def test_every_prediction_service_is_covered() -> None:
-    assert set(CASES) == set(PREDICTION_SERVICES)
+    assert {c.service for c in PREDICTION_CASES} == set(PREDICTION_SERVICES) == set(BATCH)
 
 
-def _trained(root: Path, name: str) -> Path:
-    return train_synthetic(root, name, CASES[name].write_data)
-
-
-def _request(service: PredictionService[Any], root: Path, name: str) -> dict[str, Any]:
+def _request(service: PredictionService[Any, Any], case: Case, models: Path) -> dict[str, Any]:
     """The first request ``vigie replay`` would send for the synthetic training file (without
     analyser values, which would need the correction state in Redis)."""
-    case = CASES[name]
-    first = next(iter(service.replay_requests(root / "data" / case.data_file, None, case.batch)))
+    data = models.parent / "data" / case.replay_file
+    first = next(iter(service.replay_requests(data, None, BATCH[case.service])))
     drop = {"NOX", "CO"}
     return {
         "asset_id": first.asset_id,
@@ -110,10 +98,10 @@ def _request(service: PredictionService[Any], root: Path, name: str) -> dict[str
     }
 
 
-def _bodies(service: PredictionService[Any], request: dict[str, Any]) -> str:
+def _bodies(service: PredictionService[Any, Any], request: dict[str, Any]) -> str:
     measurements = [service.Measurement.model_validate(m) for m in request["measurements"]]
-    scored = service.predict(request["asset_id"], measurements)
-    return json.dumps([s.body for s in scored], default=str, sort_keys=True)
+    scored = score_call(service, Batch(request["asset_id"], measurements))
+    return json.dumps(scored.items, default=str, sort_keys=True)
 
 
 def _worker(name: str, models: Path, request: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -130,12 +118,10 @@ def _worker(name: str, models: Path, request: dict[str, Any], tmp: Path) -> dict
     return out
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
 def test_a_serving_worker_imports_no_sklearn_scipy_or_pandas(
-    name: str, tmp_path_factory: pytest.TempPathFactory
+    prediction_case: Case, case_models: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path_factory.mktemp(f"lean-{name}")
-    models = _trained(root, name)
+    name, models = prediction_case.service, case_models
     store = ModelStore(models)
     card = store.read_card(name, store.current_version(name))
     assert card.compiled is not None
@@ -145,23 +131,23 @@ def test_a_serving_worker_imports_no_sklearn_scipy_or_pandas(
 
     reference = load_service(name)(VigieSettings(asset_config=None))
     reference.bind(store.load_current(name))  # model.joblib with the same compiled parts
-    request = _request(reference, root, name)
+    request = _request(reference, prediction_case, models)
 
-    worker = _worker(name, models, request, root)
+    worker = _worker(name, models, request, tmp_path)
     assert worker["artifact"] == SERVING_ARTIFACT  # not the joblib fallback
     assert worker["compiled"] == sorted(p.name for p in card.compiled.parts)
     assert worker["heavy"] == [], f"{name}: a serving worker imported {worker['heavy']}"
+    assert worker["converters"] == [], f"{name}: a serving worker imported {worker['converters']}"
+    assert worker["onnxruntime"]  # what runs the compiled parts
     assert worker["bodies"] == _bodies(reference, request)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
 def test_without_a_compiled_form_the_joblib_model_serves(
-    name: str, tmp_path_factory: pytest.TempPathFactory
+    prediction_case: Case, case_models: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path_factory.mktemp(f"joblib-{name}")
-    trained = _trained(root, name)
-    models = root / "old-card"
-    shutil.copytree(trained / name, models / name, symlinks=True)
+    name = prediction_case.service
+    models = tmp_path / "old-card"
+    shutil.copytree(case_models / name, models / name, symlinks=True)
     store = ModelStore(models)
     folder = store.service_dir(name) / store.current_version(name)
     card = json.loads((folder / CARD).read_text())
@@ -170,9 +156,10 @@ def test_without_a_compiled_form_the_joblib_model_serves(
 
     reference = load_service(name)(VigieSettings(asset_config=None))
     reference.bind(store.load_current(name))
-    request = _request(reference, root, name)
+    request = _request(reference, prediction_case, case_models)
 
-    worker = _worker(name, models, request, root)
+    worker = _worker(name, models, request, tmp_path)
     assert worker["artifact"] == "model.joblib" and worker["compiled"] == []
     assert "sklearn" in worker["heavy"]  # unpickling the estimators imported it
+    assert worker["converters"] == []  # the fallback converts nothing either
     assert worker["bodies"] == _bodies(reference, request)

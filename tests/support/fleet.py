@@ -24,9 +24,9 @@ import httpx
 
 from tests.support.servers import free_port, wait_until
 from tests.support.serving import train_synthetic
-from vigie.ops.fleet import PORTS
+from vigie.ops.registry import load
 
-PIECES = list(PORTS)
+PIECES = list(load().names)
 
 
 def train_fleet_models(root: Path, writers: dict[str, Callable[[Path], object]]) -> Path:

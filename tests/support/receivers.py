@@ -40,7 +40,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self, cast
+from typing import Any, Generic, NamedTuple, Self, TypeVar, cast
 
 import httpx
 from aiosmtpd.controller import Controller
@@ -48,6 +48,62 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.servers import free_port
 from vigie.ops.tls import ensure_dev_certificate
+
+T = TypeVar("T")
+
+
+class Arrivals(Generic[T]):
+    """What a server records from its own threads, in arrival order: tests read copies and wait
+    for more. ``lock`` (re-entrant) may guard the server's other state too."""
+
+    def __init__(self, what: str) -> None:
+        self.lock = threading.Condition()
+        self._items: list[T] = []
+        self._what = what  # as the timeout message counts them: "request(s)", ...
+
+    def add(self, item: T) -> None:
+        with self.lock:
+            self._items.append(item)
+            self.lock.notify_all()
+
+    def copy(self) -> list[T]:
+        with self.lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._items.clear()
+
+    def wait_for(self, count: int, timeout: float) -> list[T]:
+        """Block until at least ``count`` arrived; return them all."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: len(self._items) >= count, timeout):
+                raise TimeoutError(
+                    f"{len(self._items)} {self._what} after {timeout} s, expected {count}"
+                )
+            return list(self._items)
+
+
+class _Started:
+    """``with server:`` starts it and stops it afterwards."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
 
 # --------------------------------------------------------------------------------------------
 # HTTP
@@ -76,12 +132,12 @@ class Reply:
     delay: float = 0.0
 
 
-class HttpReceiver:
+class HttpReceiver(_Started):
     """An HTTP/1.1 server on 127.0.0.1 (a free port) that records requests (any method)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._lock = threading.Condition()
-        self._requests: list[ReceivedRequest] = []
+        self._requests = Arrivals[ReceivedRequest]("request(s)")
+        self._lock = self._requests.lock  # also guards the scripted answers
         self._queue: deque[Reply] = deque()
         self._default = Reply()
         self._stopping = threading.Event()
@@ -110,17 +166,6 @@ class HttpReceiver:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # address
     @property
     def port(self) -> int:
@@ -132,34 +177,22 @@ class HttpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     # scripting the answers
-    def respond_with(
-        self,
-        status: int,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Set the default answer (used when the queue is empty)."""
+    def respond_with(self, status: int, **reply: Any) -> None:
+        """Set the default answer (used when the queue is empty); ``reply``: the ``body``,
+        ``headers`` and ``delay`` of :class:`Reply`."""
         with self._lock:
-            self._default = Reply(status, body, dict(headers or {}), delay)
+            self._default = Reply(status, **reply)
 
-    def enqueue(
-        self,
-        status: int,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Add a one-off answer; queued answers are used first, in order."""
+    def enqueue(self, status: int, **reply: Any) -> None:
+        """Add a one-off answer (as :meth:`respond_with`'s); queued answers go first, in order."""
         with self._lock:
-            self._queue.append(Reply(status, body, dict(headers or {}), delay))
+            self._queue.append(Reply(status, **reply))
 
     # what arrived
     @property
     def requests(self) -> list[ReceivedRequest]:
         """A copy of the requests received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._requests.copy()
 
     def clear(self) -> None:
         """Forget recorded requests and queued answers (the default answer stays)."""
@@ -169,18 +202,12 @@ class HttpReceiver:
 
     def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedRequest]:
         """Block until at least ``count`` requests arrived; return them all."""
-        with self._lock:
-            if not self._lock.wait_for(lambda: len(self._requests) >= count, timeout):
-                raise TimeoutError(
-                    f"{len(self._requests)} request(s) after {timeout} s, expected {count}"
-                )
-            return list(self._requests)
+        return self._requests.wait_for(count, timeout)
 
     # internals
     def _record(self, request: ReceivedRequest) -> Reply:
         with self._lock:
-            self._requests.append(request)
-            self._lock.notify_all()
+            self._requests.add(request)
             return self._queue.popleft() if self._queue else self._default
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -299,7 +326,7 @@ class _SinkHandler:
         return "250 Message accepted for delivery"
 
 
-class SmtpSink:
+class SmtpSink(_Started):
     """An SMTP server on 127.0.0.1 keeping every message it accepts.
 
     ``tls_context``: offer STARTTLS with it (see :func:`self_signed_tls`);
@@ -317,8 +344,7 @@ class SmtpSink:
         auth: tuple[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
-        self._lock = threading.Condition()
-        self._messages: list[ReceivedMail] = []
+        self._messages = Arrivals[ReceivedMail]("message(s)")
         self._rcpt_rejection: str | None = None
         self._data_rejection: str | None = None
         kwargs: dict[str, Any] = {}
@@ -349,17 +375,6 @@ class SmtpSink:
             self._controller.stop()
             self._running = False
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def reject_recipients(self, reply: str | None) -> None:
         """Answer every RCPT with ``reply`` (e.g. ``"550 5.1.1 No such user"``); None: accept."""
         self._rcpt_rejection = reply
@@ -370,25 +385,16 @@ class SmtpSink:
 
     @property
     def messages(self) -> list[ReceivedMail]:
-        with self._lock:
-            return list(self._messages)
+        return self._messages.copy()
 
     def clear(self) -> None:
-        with self._lock:
-            self._messages.clear()
+        self._messages.clear()
 
     def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedMail]:
-        with self._lock:
-            if not self._lock.wait_for(lambda: len(self._messages) >= count, timeout):
-                raise TimeoutError(
-                    f"{len(self._messages)} message(s) after {timeout} s, expected {count}"
-                )
-            return list(self._messages)
+        return self._messages.wait_for(count, timeout)
 
     def _record(self, mail: ReceivedMail) -> None:
-        with self._lock:
-            self._messages.append(mail)
-            self._lock.notify_all()
+        self._messages.add(mail)
 
 
 def _authenticator(

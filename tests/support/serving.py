@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
+import pytest
 
-from tests.support.servers import RedisServer, ServiceProcess
+from tests.support.http_checks import samples
+from tests.support.servers import RedisServer, ServiceProcess, wait_until
 from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
+from vigie.models.store import ModelStore
+
+LEVELS_STREAM = "vigie:levels"
 
 
 @dataclass
@@ -58,6 +64,49 @@ class Served:
                 err = r.json()["error"]
                 assert err["code"] == "unauthorized", kind
                 assert EXPECTED_MESSAGES[kind] in err["message"], (kind, err)
+
+    def post_raw(self, content: bytes | str) -> httpx.Response:
+        """``POST /v1/predict`` of a raw JSON body, with a token of the right scope."""
+        with self.client() as c:
+            headers = self.headers(**{"Content-Type": "application/json"})
+            return c.post("/v1/predict", content=content, headers=headers)
+
+    def card(self) -> dict[str, Any]:
+        """``GET /v1/model``: the card of the model being served."""
+        with self.client() as c:
+            r = c.get("/v1/model", headers=self.headers())
+        assert r.status_code == 200, r.text
+        card: dict[str, Any] = r.json()
+        return card
+
+    def joblib_model(self) -> Any:
+        """The current model of the models dir as ``model.joblib`` holds it: the reference the
+        served answers are compared with."""
+        store = ModelStore(Path(self.env["VIGIE_MODELS_DIR"]))
+        folder = store.service_dir(self.name) / store.current_version(self.name)
+        return joblib.load(folder / "model.joblib")
+
+    def level_events(self) -> list[dict[str, Any]]:
+        """Every level event in the Redis stream ``vigie:levels``, oldest first."""
+        entries = self.redis.client().xrange(LEVELS_STREAM)
+        return [json.loads(fields[b"event"]) for _id, fields in entries]
+
+    def level_event(self, request_id: str) -> dict[str, Any]:
+        """The one level event of the request ``request_id`` (waits for its publication)."""
+        found = wait_until(
+            lambda: [e for e in self.level_events() if e.get("request_id") == request_id],
+            what=f"the level event of {request_id}",
+        )
+        assert len(found) == 1, found
+        event: dict[str, Any] = found[0]
+        return event
+
+    def assert_no_server_error(self) -> None:
+        """No request so far was answered with a 5xx (``/metrics`` counts them by status)."""
+        with self.client() as c:
+            text = c.get("/metrics").text
+        errors = [s for s in samples(text) if s.labels.get("status", "").startswith("5")]
+        assert [(s.name, s.labels) for s in errors if s.value > 0] == [], text
 
 
 def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -149,13 +198,64 @@ def make_served(
 
 
 @contextmanager
-def serve(service: str, root: Path, models: Path, **settings: Any) -> Iterator[Served]:
-    """A running service (2 gunicorn workers) with its own redis-server, stopped afterwards."""
+def prepared(service: str, root: Path, models: Path, **settings: Any) -> Iterator[Served]:
+    """A service's keys, settings (see :func:`make_served`) and running redis-server, for a test
+    that starts the service itself (``served.service = ServiceProcess(...)``); whatever runs is
+    stopped afterwards."""
     redis = RedisServer(root / "redis").start()
     served = make_served(service, root, models, redis, **settings)
-    served.service = ServiceProcess(service, served.env, root / "service.log").start()
     try:
         yield served
     finally:
-        served.service.stop()
+        if served.service is not None:
+            served.service.stop()
         redis.stop()
+
+
+@contextmanager
+def serve(
+    service: str,
+    root: Path,
+    models: Path,
+    app_spec: str | None = None,
+    expect: int = 200,
+    **settings: Any,
+) -> Iterator[Served]:
+    """A running service (2 gunicorn workers) with its own redis-server, stopped afterwards;
+    ``app_spec`` serves that app factory instead of the registry's (see ServiceProcess);
+    started once ``/readyz`` answers ``expect``."""
+    with prepared(service, root, models, **settings) as served:
+        served.service = ServiceProcess(
+            service, served.env, root / "service.log", app_spec=app_spec
+        )
+        served.service.start(expect=expect)
+        yield served
+
+
+Writer = Callable[[Path], object]
+
+
+def trained_models_fixture(service: str, write_data: Writer) -> Any:
+    """A conftest's session fixture ``trained_models``: the models dir of ``service`` trained by
+    ``vigie train`` on what ``write_data(data_dir)`` writes (see :func:`train_synthetic`).
+
+    ``trained_models = trained_models_fixture(SERVICE, write_my_data)`` in a conftest."""
+
+    @pytest.fixture(scope="session", name="trained_models")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return train_synthetic(tmp_path_factory.mktemp(f"{service}-trained"), service, write_data)
+
+    return fixture
+
+
+def served_fixture(service: str, **settings: Any) -> Any:
+    """A conftest's module fixture ``served``: ``service`` running on ``trained_models`` (see
+    :func:`serve`, which takes ``settings``), shared by a test module."""
+
+    @pytest.fixture(scope="module", name="served")
+    def fixture(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Iterator[Served]:
+        root = tmp_path_factory.mktemp(f"{service}-served")
+        with serve(service, root, trained_models, **settings) as running:
+            yield running
+
+    return fixture

@@ -1,15 +1,17 @@
 """Publishes alerting's own events (every transition) to ``vigie:alerts`` and ``vigie:alerts:live``.
 
-Transitions are written with ``published = false`` in the same transaction that creates them; this
-loop sends them in order and then marks them, so a Redis outage delays alert events but loses none
-(at-least-once: ``transition_id`` identifies a repeat).
+Transitions are written with ``published = false`` in the same transaction that creates them: the
+transitions table is the outbox (:class:`AlertEventPublisher` is its :class:`~vigie.io.
+outbox_publisher.Outbox`), drained by the runtime's :class:`~vigie.io.outbox_publisher.
+OutboxPublisher`, which sends them in order (one Lua script call per batch, the stream entry's
+one field ``event`` holding the JSON) and then marks them, so a Redis outage delays alert events
+but loses none (at-least-once: ``transition_id`` identifies a repeat).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,7 +19,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.io.redis import REDIS_ERRORS
+from vigie.io.outbox_publisher import OutboxPublisher
+from vigie.io.streams import StreamTarget, StreamWriter
 from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.models import Alert, Transition
 
@@ -45,6 +48,12 @@ def alert_event(t: Transition, a: Alert) -> dict[str, Any]:
 
 
 class AlertEventPublisher:
+    """The transitions not yet published, as an outbox, and the publisher that drains it.
+
+    :meth:`run` is the background loop (a task of the app's lifespan, cancelled at shutdown);
+    :meth:`wake` says new transitions were committed. Database calls run on the alerting
+    database thread (``db``)."""
+
     def __init__(
         self,
         client: aioredis.Redis,
@@ -54,61 +63,44 @@ class AlertEventPublisher:
         maxlen: int,
         db: DatabaseThread,
     ) -> None:
-        self._db = db
-        self._redis = client
         self._sessions = sessions
-        self._stream = stream
-        self._channel = channel
-        self._maxlen = maxlen
-        self._wake = asyncio.Event()
+        self._publisher = OutboxPublisher(
+            self,
+            StreamWriter(client, StreamTarget(stream, channel, maxlen)),
+            name="alert events",
+            interval_s=1.0,  # also picks up transitions no wake-up announced
+            retry_s=(0.2, 5.0),
+            run=db.call,
+            on_failure=lambda exc: log.warning("alert events wait for redis (%s)", exc),
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._publisher.wake()
 
-    def _unpublished(self) -> list[tuple[int, bytes]]:
+    async def run(self) -> None:
+        await self._publisher.run()
+
+    # -- the Outbox protocol over the transitions table -----------------------------------
+    def pending(self) -> bool:
+        return True  # no cheap way to tell: take() asks, one indexed query per turn
+
+    def take(self, limit: int) -> list[tuple[int, bytes]]:
         with self._sessions() as session:
             rows = session.execute(
                 select(Transition, Alert)
                 .join(Alert, Alert.id == Transition.alert_id)
                 .where(Transition.published.is_(False))
                 .order_by(Transition.id)
-                .limit(500)
+                .limit(limit)
             ).all()
             return [(t.id, orjson.dumps(alert_event(t, a))) for t, a in rows]
 
-    def _mark(self, ids: list[int]) -> None:
+    def mark_sent(self, ids: Sequence[int]) -> None:
         with self._sessions.begin() as session:
             relaxed_commit(session)
-            session.execute(update(Transition).where(Transition.id.in_(ids)).values(published=True))
+            session.execute(
+                update(Transition).where(Transition.id.in_(list(ids))).values(published=True)
+            )
 
-    async def run(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                batch = await self._db.call(self._unpublished)
-                if batch:
-                    async with self._redis.pipeline(transaction=True) as pipe:
-                        for _id, payload in batch:
-                            pipe.xadd(
-                                self._stream,
-                                {"event": payload},
-                                maxlen=self._maxlen,
-                                approximate=True,
-                            )
-                            pipe.publish(self._channel, payload)
-                        await pipe.execute()
-                    await self._db.call(self._mark, [i for i, _ in batch])
-                    backoff = 0.2
-                    continue
-            except REDIS_ERRORS as exc:
-                log.warning("alert events wait for redis (%s)", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except Exception:
-                log.exception("publishing alert events failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
-            self._wake.clear()
+    def release(self) -> None:
+        pass  # one drainer per process: nothing claimed (another instance may send repeats)

@@ -21,14 +21,14 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigie.auth.verify import Authenticator
-from vigie.contract.errors import ServiceUnavailable, install_error_handlers
+from vigie.auth.authenticator import Authenticator
+from vigie.contract.errors import ServiceUnavailable, error_responses, install_error_handlers
 from vigie.io.redis import REDIS_ERRORS
 from vigie.obs.logs import install_request_context
 from vigie.obs.metrics import install_metrics
-from vigie.serve.http import JSONResponse
 from vigie_services.alerting.alert_events import AlertEventPublisher
-from vigie_services.alerting.api import build_router
+from vigie_services.alerting.api import AlertingApi, routers
+from vigie_services.alerting.api.responses import Health, Ready
 from vigie_services.alerting.consumer import LevelConsumer
 from vigie_services.alerting.db import make_engine, migrate
 from vigie_services.alerting.dbthread import DatabaseThread
@@ -114,21 +114,24 @@ def create_app(
         description=__doc__ or "",
         version="1",
         lifespan=lifespan,
-        default_response_class=JSONResponse,
+        # No default_response_class: with FastAPI's own, every route's response model is both
+        # its OpenAPI schema and its serializer (pydantic straight to JSON bytes). Errors keep
+        # the envelope's renderer (vigie.contract.errors).
     )
     metrics = AlertingMetrics(install_metrics(app, SERVICE).registry)
     install_error_handlers(app)
     install_request_context(app, settings)
-    app.include_router(
-        build_router(sessions, auth, lambda: parts.notifiers, settings.public_url, parts.wake, db)
-    )
+    api = AlertingApi(sessions, db, auth, lambda: parts.notifiers, settings.public_url, parts.wake)
+    for router in routers(api):
+        app.include_router(router)
 
-    @app.get("/healthz", summary="Process alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", summary="Process alive", tags=["probes"])
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", summary="Database and Redis reachable")
-    async def readyz() -> dict[str, str]:
+    @app.get("/readyz", summary="Database and Redis reachable", tags=["probes"],
+             responses=error_responses(503))  # fmt: skip
+    async def readyz() -> Ready:
         def db_ok() -> None:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -136,7 +139,9 @@ def create_app(
         try:
             await asyncio.to_thread(db_ok)
         except Exception as exc:
-            raise ServiceUnavailable(f"database unreachable: {exc}") from None
+            # The type only, to the client: driver messages name hosts and users.
+            log.warning("readyz: database unreachable: %s", exc)
+            raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from None
         assert parts.redis is not None
         for attempt in (1, 2):
             try:
@@ -147,6 +152,6 @@ def create_app(
                 # dropped); only a second failure, on a new connection, means unreachable.
                 if attempt == 2:
                     raise ServiceUnavailable(f"redis unreachable: {exc}") from None
-        return {"status": "ready"}
+        return Ready(status="ready")
 
     return app

@@ -26,8 +26,9 @@ from vigie_services.alerting.lifecycle import retry_delay
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Delivery, DeliveryAttempt
 from vigie_services.alerting.notifiers.base import DeliveryError, Notification, Notifier
-from vigie_services.alerting.processing import reset_interrupted_deliveries, utcnow
+from vigie_services.alerting.processing import utcnow
 from vigie_services.alerting.settings import AlertingSettings
+from vigie_services.alerting.upkeep import reset_interrupted_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,10 @@ from vigie.io.redis import REDIS_ERRORS
 from vigie_services.alerting.dbthread import DatabaseThread, relaxed_commit
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import Alert, Delivery
-from vigie_services.alerting.processing import due_reminders, purge_processed, utcnow
+from vigie_services.alerting.processing import utcnow
+from vigie_services.alerting.reminders import due_reminders
 from vigie_services.alerting.settings import AlertingSettings
+from vigie_services.alerting.upkeep import purge_processed
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,12 @@
-"""Applying level events and time to the stored state, one database transaction at a time.
+"""Applying level events to the stored state, one database transaction at a time.
 
 Every function here runs inside the caller's transaction, so a level event's effects (its
 ``processed_events`` row, the state, the alert, the transition and the deliveries to send) are
 committed together or not at all. The stream entry is acknowledged only after that commit: a crash
 before it means the entry is read again, and ``processed_events`` makes the second reading a no-op.
+
+A level change opens, escalates, de-escalates or resolves the asset's alert and records the
+transition; :mod:`vigie_services.alerting.fanout` then creates its deliveries.
 """
 
 from __future__ import annotations
@@ -13,29 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from vigie.contract.level_event import LevelEvent
 from vigie.contract.levels import Level
-from vigie_services.alerting.lifecycle import (
-    Kind,
-    inhibited,
-    relevant_level,
-    silence_applies,
-    subscriber_wants,
-    transition_for,
-)
-from vigie_services.alerting.models import (
-    Alert,
-    AssetState,
-    Base,
-    Delivery,
-    ProcessedEvent,
-    Silence,
-    Subscriber,
-    Transition,
-)
+from vigie_services.alerting.fanout import Audience, fan_out
+from vigie_services.alerting.lifecycle import Kind, transition_for
+from vigie_services.alerting.models import Alert, AssetState, Base, ProcessedEvent, Transition
 
 
 def utc_naive(ts: datetime) -> datetime:
@@ -44,24 +32,6 @@ def utc_naive(ts: datetime) -> datetime:
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass
-class Audience:
-    """Who may hear about transitions: loaded once per batch of events, not once per event."""
-
-    subscribers: list[Subscriber]
-    silences: list[Silence]
-
-    @classmethod
-    def load(cls, session: Session, now: datetime) -> Audience:
-        subscribers = session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))).all()
-        silences = session.scalars(
-            select(Silence).where(
-                Silence.expired_at.is_(None), Silence.ends_at > now, Silence.starts_at <= now
-            )
-        ).all()
-        return cls(list(subscribers), list(silences))
 
 
 @dataclass(frozen=True)
@@ -325,183 +295,3 @@ def _refresh(alert: Alert, event: LevelEvent) -> None:
     alert.threshold = event.threshold
     alert.message = event.message
     alert.model_version = event.model_version
-
-
-def fan_out(
-    session: Session,
-    alert: Alert,
-    transition: Transition,
-    now: datetime,
-    public_url: str,
-    audience: Audience | None = None,
-) -> list[str]:
-    """Create one delivery per interested subscriber; returns the channels of those suppressed
-    (silenced or inhibited: recorded with the reason, not sent)."""
-    audience = audience or Audience.load(session, now)
-    kind = Kind(transition.kind)
-    after = Level(transition.to_level)
-    before = Level(transition.from_level) if transition.from_level else None
-    level = relevant_level(kind, before, after, Level(alert.peak_level))
-    suppressed_by = _suppression(session, audience.silences, alert, after, level, now)
-    suppressed: list[str] = []
-    for sub in audience.subscribers:
-        if not subscriber_wants(
-            sub.services, sub.assets, Level(sub.min_level), alert.service, alert.asset_id, level
-        ):
-            continue
-        session.add(
-            Delivery(
-                transition_id=transition.id,
-                alert_id=alert.id,
-                subscriber_id=sub.id,
-                channel=sub.channel,
-                target=sub.target,
-                status="suppressed" if suppressed_by else "pending",
-                reason=suppressed_by,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                payload=notification_payload(alert, transition, sub.language, public_url),
-            )
-        )
-        if suppressed_by:
-            suppressed.append(sub.channel)
-    return suppressed
-
-
-def _suppression(
-    session: Session,
-    silences: list[Silence],
-    alert: Alert,
-    after: Level,
-    level: Level,
-    now: datetime,
-) -> str | None:
-    for s in silences:
-        if silence_applies(
-            s.service, s.asset_id, s.level, s.starts_at, s.ends_at, s.expired_at is not None,
-            service=alert.service, asset_id=alert.asset_id, level=level, now=now,
-        ):  # fmt: skip
-            return f"silenced by silence #{s.id} ({s.author}: {s.comment})"
-    others = session.execute(
-        select(Alert.id, Alert.level).where(
-            Alert.asset_id == alert.asset_id, Alert.status == "open", Alert.id != alert.id
-        )
-    ).all()
-    if inhibited(after, [Level(lvl) for _id, lvl in others]):
-        critique = next(i for i, lvl in others if lvl == Level.CRITIQUE)
-        return f"inhibited by open CRITIQUE alert #{critique} on asset {alert.asset_id}"
-    return None
-
-
-def notification_payload(
-    alert: Alert, transition: Transition, language: str, public_url: str
-) -> dict[str, Any]:
-    """The stored body of a notification (``Notification`` without its delivery id)."""
-    return {
-        "alert_id": alert.id,
-        "transition_id": transition.id,
-        "kind": transition.kind,
-        "service": alert.service,
-        "asset_id": alert.asset_id,
-        "level": transition.to_level,
-        "previous_level": transition.from_level,
-        "value": transition.value,
-        "unit": alert.unit,
-        "threshold": alert.threshold,
-        "message": transition.message,
-        "observed_at": transition.observed_at.replace(tzinfo=UTC).isoformat(),
-        "opened_at": alert.opened_at.replace(tzinfo=UTC).isoformat(),
-        "resolved_at": alert.resolved_at.replace(tzinfo=UTC).isoformat()
-        if alert.resolved_at
-        else None,
-        "model_version": alert.model_version,
-        "language": language,
-        "alert_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}",
-    }
-
-
-def due_reminders(
-    session: Session, now: datetime, repeat_interval_s: float, public_url: str
-) -> list[tuple[Alert, Transition]]:
-    """Remind about open, unacknowledged alerts last notified a repeat interval ago."""
-    cutoff = datetime.fromtimestamp(
-        now.replace(tzinfo=UTC).timestamp() - repeat_interval_s, UTC
-    ).replace(tzinfo=None)
-    alerts = session.scalars(
-        select(Alert)
-        .where(
-            Alert.status == "open",
-            Alert.acknowledged_at.is_(None),
-            Alert.last_notified_at <= cutoff,
-        )
-        .with_for_update()
-    ).all()
-    made = []
-    audience = Audience.load(session, now) if alerts else None
-    for alert in alerts:
-        transition = Transition(
-            alert_id=alert.id,
-            kind=Kind.REMINDER.value,
-            from_level=alert.level,
-            to_level=alert.level,
-            at=now,
-            observed_at=now,
-            value=alert.value,
-            message=alert.message,
-            published=False,
-        )
-        session.add(transition)
-        session.flush()
-        alert.last_notified_at = now
-        fan_out(session, alert, transition, now, public_url, audience)
-        made.append((alert, transition))
-    return made
-
-
-def acknowledge(
-    session: Session, alert: Alert, who: str, comment: str, now: datetime
-) -> Transition:
-    alert.acknowledged_at = now
-    alert.acknowledged_by = who
-    alert.ack_comment = comment
-    transition = Transition(
-        alert_id=alert.id,
-        kind=Kind.ACKNOWLEDGED.value,
-        from_level=alert.level,
-        to_level=alert.level,
-        at=now,
-        observed_at=now,
-        value=alert.value,
-        message=comment or f"acknowledged by {who}",
-        actor=who,
-        published=False,
-    )
-    session.add(transition)
-    session.flush()
-    return transition
-
-
-def purge_processed(session: Session, before: datetime, limit: int) -> int:
-    """Forget at most ``limit`` of the event ids processed before ``before`` (oldest first);
-    returns how many. Bounded, so that each call is a short transaction."""
-    oldest = (
-        select(ProcessedEvent.event_id)
-        .where(ProcessedEvent.processed_at < before)
-        .order_by(ProcessedEvent.processed_at)
-        .limit(limit)
-    )
-    result = session.execute(
-        delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(oldest)),
-        execution_options={"synchronize_session": False},
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def reset_interrupted_deliveries(session: Session) -> int:
-    """Deliveries left ``sending`` by a crash go out again (at-least-once; receivers can
-    drop a repeat by its delivery id)."""
-    result = session.execute(
-        update(Delivery).where(Delivery.status == "sending").values(status="pending")
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -7,6 +7,8 @@ Routes (design.md sections 1 and 4):
   error codes (``invalid_client``, ``unsupported_grant_type``, ``invalid_scope``...).
 - ``GET /.well-known/jwks.json``: the public keys verifiers trust.
 - ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+
+Every answer has its model below (or the error envelope), published in ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -17,25 +19,33 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from vigie.auth.keys import issue_token, parse_scopes
-from vigie.contract.errors import ConfigError, ServiceUnavailable, install_error_handlers
+from vigie.contract.errors import (
+    ConfigError,
+    ServiceUnavailable,
+    error_responses,
+    install_error_handlers,
+)
 from vigie.obs.logs import install_request_context
 from vigie.obs.metrics import install_metrics
-from vigie.serve.http import JSONResponse
 from vigie.settings import VigieSettings
-from vigie_services.auth.clients import ClientStore
+from vigie_services.auth.clients import CLIENT_ID, ClientStore
 from vigie_services.auth.errors import (
     InvalidClient,
     InvalidRequest,
     InvalidScope,
     UnsupportedGrantType,
+    token_error_responses,
 )
 from vigie_services.auth.signing import KeyDirectory
 
@@ -46,6 +56,93 @@ GRANT_TYPE = "client_credentials"
 JWKS_MAX_AGE_S = 300
 # RFC 6749 5.1: token responses must not be cached anywhere.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 section 5.1 (sent with ``Cache-Control: no-store``)."""
+
+    access_token: str = Field(description="an RS256 JWT (design.md section 4)")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a token type, not a secret)
+    expires_in: int = Field(description="seconds until the token expires")
+    scope: str = Field(description="the granted scopes, space-separated")
+
+
+class PublicJwk(BaseModel):
+    """One RSA public key (RFC 7517): only public members are ever published."""
+
+    kty: Literal["RSA"]
+    kid: str
+    use: Literal["sig"] | None = None
+    alg: Literal["RS256"] | None = None
+    n: str = Field(description="modulus, base64url")
+    e: str = Field(description="exponent, base64url")
+
+
+class Jwks(BaseModel):
+    keys: list[PublicJwk] = Field(min_length=1)
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ok"]
+    kid: str = Field(description="id of the key tokens are signed with now")
+
+
+def _require_grant_type(schema: dict[str, Any]) -> None:
+    schema["required"] = ["grant_type"]
+    for prop in schema["properties"].values():
+        prop.pop("default", None)  # null: absent, which the types cannot say
+
+
+# Read by TokenForm.read rather than by FastAPI's Form parameters, so that every malformed token
+# request is the RFC's invalid_request: FastAPI answers an unreadable body with its own 400 and a
+# file where a field belongs with a 422.
+class TokenForm(BaseModel):
+    """The form of ``POST /token`` (``application/x-www-form-urlencoded``, RFC 6749 4.4.2);
+    each parameter at most once; the client authenticates with HTTP Basic or with client_id and
+    client_secret, not both."""
+
+    # The schema says what a valid request holds; read() takes any text, so that a missing or
+    # other grant type gets its RFC 6749 error (invalid_request, unsupported_grant_type).
+    model_config = ConfigDict(json_schema_extra=_require_grant_type)
+    grant_type: str | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra={"enum": [GRANT_TYPE]}
+    )
+    client_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="or HTTP Basic authentication"
+    )
+    client_secret: str | SkipJsonSchema[None] = None
+    scope: str | SkipJsonSchema[None] = Field(
+        default=None, description="space-separated; default: all the client's scopes"
+    )
+
+    @classmethod
+    async def read(cls, request: Request) -> TokenForm:
+        try:
+            form = await request.form()
+        except HTTPException as exc:  # Starlette's 400 for a multipart body it cannot parse
+            if exc.status_code != 400:
+                raise
+            raise InvalidRequest(f"unreadable form body: {exc.detail}") from None
+        fields: dict[str, str] = {}
+        for name in cls.model_fields:
+            values = form.getlist(name)
+            if len(values) > 1:  # RFC 6749 3.2: parameters must not be included more than once
+                raise InvalidRequest(f"repeated parameter: {name}")
+            if values:
+                if not isinstance(values[0], str):
+                    raise InvalidRequest(f"{name} must be a form field, not a file")
+                fields[name] = values[0]
+        return cls(**fields)
+
+    @classmethod
+    def openapi_body(cls) -> dict[str, Any]:
+        """The ``requestBody`` to declare, since no parameter of the route does."""
+        form = {"schema": cls.model_json_schema()}
+        return {"required": True, "content": {"application/x-www-form-urlencoded": form}}
 
 
 @dataclass
@@ -83,6 +180,10 @@ class AuthService:
             log.error("auth cannot sign tokens: %s", exc)
 
     def verify_client(self, client_id: str, secret: str) -> frozenset[str] | None:
+        if not CLIENT_ID.fullmatch(client_id):
+            # No client can have this id (`vigie clients add` checks the same pattern); asking the
+            # database anyway could fail on it (PostgreSQL refuses NUL in text): invalid_client.
+            return None
         try:
             self.ensure_schema()
             return self.clients.verify_client(client_id, secret)
@@ -164,26 +265,21 @@ def create_app(settings: VigieSettings | None = None) -> FastAPI:
     install_metrics(app, service=SERVICE)
     install_request_context(app, settings)
 
-    @app.post("/token", summary="Issue an access token (OAuth2 client credentials)")
-    async def token(
-        request: Request,
-        grant_type: Annotated[str | None, Form(description="must be client_credentials")] = None,
-        client_id: Annotated[str | None, Form()] = None,
-        client_secret: Annotated[str | None, Form()] = None,
-        scope: Annotated[
-            str | None, Form(description="space-separated; default: all the client's scopes")
-        ] = None,
-    ) -> JSONResponse:
-        if not grant_type:
+    @app.post("/token", summary="Issue an access token (OAuth2 client credentials)",
+              responses=token_error_responses(),
+              openapi_extra={"requestBody": TokenForm.openapi_body()})  # fmt: skip
+    async def token(request: Request, response: Response) -> TokenResponse:
+        body = await TokenForm.read(request)
+        if not body.grant_type:
             raise InvalidRequest("grant_type is required (form-encoded body)")
-        if grant_type != GRANT_TYPE:
+        if body.grant_type != GRANT_TYPE:
             raise UnsupportedGrantType(f"grant_type must be {GRANT_TYPE}")
-        cid, secret = _client_credentials(request, client_id, client_secret)
+        cid, secret = _client_credentials(request, body.client_id, body.client_secret)
         # scrypt takes tens of ms: keep it off the event loop.
         allowed = await run_in_threadpool(service.verify_client, cid, secret)
         if allowed is None:
             raise InvalidClient("invalid client credentials")
-        granted = _granted_scopes(scope, allowed)
+        granted = _granted_scopes(body.scope, allowed)
         try:
             key = service.keys.signing_key()
         except ConfigError as exc:
@@ -199,29 +295,27 @@ def create_app(settings: VigieSettings | None = None) -> FastAPI:
             audience=settings.jwt_audience,
         )
         log.info("issued a token to %s for %s (kid %s)", cid, " ".join(granted), key.kid)
-        body = {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "scope": " ".join(granted),
-        }
-        return JSONResponse(body, headers=NO_STORE)
+        response.headers.update(NO_STORE)
+        return TokenResponse(access_token=access_token, expires_in=ttl, scope=" ".join(granted))
 
-    @app.get("/.well-known/jwks.json", summary="Public keys that verify our tokens")
-    async def jwks() -> JSONResponse:
+    @app.get("/.well-known/jwks.json", summary="Public keys that verify our tokens",
+             response_model_exclude_none=True, responses=error_responses(503))  # fmt: skip
+    async def jwks(response: Response) -> Jwks:
         try:
-            doc = service.keys.public_jwks()
-        except ConfigError as exc:
+            doc = Jwks.model_validate(service.keys.public_jwks())
+        except (ConfigError, ValidationError) as exc:
             log.error("cannot publish the JWKS: %s", exc)
             raise ServiceUnavailable("JWKS unavailable") from None
-        return JSONResponse(doc, headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_S}"})
+        response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_S}"
+        return doc
 
     @app.get("/healthz", summary="Process alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", summary="Signing key and client store usable")
-    async def readyz() -> dict[str, Any]:
+    @app.get("/readyz", summary="Signing key and client store usable",
+             responses=error_responses(503))  # fmt: skip
+    async def readyz() -> Ready:
         problems: list[dict[str, Any]] = []
         try:
             kid = service.keys.check()
@@ -238,6 +332,7 @@ def create_app(settings: VigieSettings | None = None) -> FastAPI:
         if problems:
             names = ", ".join(p["check"] for p in problems)
             raise ServiceUnavailable(f"not ready: {names}", details=problems)
-        return {"status": "ok", "kid": kid}
+        assert kid is not None  # no problem means the signing key checked out
+        return Ready(status="ok", kid=kid)
 
     return app

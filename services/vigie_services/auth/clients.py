@@ -1,8 +1,10 @@
 """The registry of OAuth2 clients allowed to get tokens from ``auth``.
 
-One table, ``auth_clients``, in ``settings.database_url_for("auth")``. Secrets are random
-(``secrets.token_urlsafe(32)``), shown once at creation and stored only as a salted scrypt hash
-whose parameters are stored with it (so they can be raised later without breaking old rows).
+One table, ``auth_clients``, in ``settings.database_url_for("auth")``, made and changed by the
+migrations of :mod:`vigie_services.auth.migrations` (:meth:`ClientStore.create_schema`).
+Secrets are random (``secrets.token_urlsafe(32)``), shown once at creation and stored only as a
+salted scrypt hash whose parameters are stored with it (so they can be raised later without
+breaking old rows).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import (
     Boolean,
@@ -35,7 +36,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from vigie.auth.keys import parse_scopes
+from vigie.io.db import upgrade
 from vigie.settings import VigieSettings
+from vigie_services.auth.migrations import MIGRATIONS
 
 SERVICE = "auth"
 CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -107,13 +110,6 @@ def check_secret(secret: str, stored: str) -> bool:
 _DUMMY_HASH = hash_secret(secrets.token_urlsafe(32))
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database)
-    return None
-
-
 class ClientStore:
     """CRUD over ``auth_clients``; safe to share between threads."""
 
@@ -131,11 +127,10 @@ class ClientStore:
         return cls(settings.database_url_for(SERVICE))
 
     def create_schema(self) -> None:
-        """Create ``auth_clients`` if missing (and the SQLite file's directory)."""
-        sqlite_file = _sqlite_file(self.url)
-        if sqlite_file is not None:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine)
+        """Upgrade the registry's database to the latest revision (creating the SQLite file and
+        its directory); a no-op when it is there. A registry made before migrations is adopted,
+        its clients kept; pieces starting together take turns (:func:`vigie.io.db.upgrade`)."""
+        upgrade(self.url, MIGRATIONS)
 
     def ping(self) -> None:
         """Raise unless the table can be read (used by ``/readyz``)."""

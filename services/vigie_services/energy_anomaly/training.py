@@ -48,7 +48,9 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from vigie_services.energy_anomaly import clustering
 from vigie_services.energy_anomaly import data as dt
+from vigie_services.energy_anomaly import features as ft
 from vigie_services.energy_anomaly import model as md
+from vigie_services.energy_anomaly import scoring as sc
 
 INJECT_RATE = 0.05
 RESIDUAL_SCALE_FLOOR = 0.01
@@ -108,8 +110,8 @@ def design(
     for sid, part in parts.items():
         s = md.SeriesInput.from_frame(part)
         prep = md.prepare(s)
-        x, scale = md.forecast_features(s, prep, means[sid])
-        prof = md.profile_features(prep)
+        x, scale = ft.forecast_features(s, prep, means[sid])
+        prof = ft.profile_features(prep)
         totals = prep.totals[md.HISTORY_DAYS :]
         keep = np.ones(len(totals), dtype=bool)
         if first_target is not None:
@@ -236,7 +238,7 @@ def fit(frame: pd.DataFrame, progress: Callable[[str], None] = lambda _m: None) 
             progress(f"fitting {family}")
             est = clone(template).fit(tr.x, tr.y)
             fitted[family] = est
-            pred = md.predict_forecast(est, va.x, va.scale)
+            pred = sc.predict_forecast(est, va.x, va.scale)
             metrics[family] = forecast_metrics(va.actual, pred)
             progress(f"{family}: validation " + ", ".join(f"{k} {v:.4g}" for k, v in
                                                           metrics[family].items()))  # fmt: skip
@@ -246,7 +248,7 @@ def fit(frame: pd.DataFrame, progress: Callable[[str], None] = lambda _m: None) 
         }
         chosen = min(metrics, key=lambda f: metrics[f]["rmse"])
         progress(f"chosen: {chosen}")
-        pred = md.predict_forecast(fitted[chosen], va.x, va.scale)
+        pred = sc.predict_forecast(fitted[chosen], va.x, va.scale)
         rel = (va.actual - pred) / np.maximum(pred, 1e-6)
         per_series: dict[str, dict[str, float]] = {}
         res_scale: dict[str, float] = {}
@@ -267,7 +269,7 @@ def fit(frame: pd.DataFrame, progress: Callable[[str], None] = lambda _m: None) 
                                    alerte=np.inf, critique=np.inf)  # fmt: skip
         val_frame = frame[frame["date"] >= val_start - pd.Timedelta(days=md.HISTORY_DAYS)]
         val_frame = val_frame[val_frame["series"].isin(list(stats))]
-        clean = md.score_frame(val_model, val_frame)
+        clean = sc.score_frame(val_model, val_frame)
         ok = (clean["n_missing"] == 0) & ~clean["stuck"] & ~clean["shifted"]
         # balance the two components: each divided by its 99th percentile on clean days
         residual_norm = float(np.percentile(clean[ok]["residual_z"].abs(), NORM_QUANTILE))
@@ -275,14 +277,14 @@ def fit(frame: pd.DataFrame, progress: Callable[[str], None] = lambda _m: None) 
         # both in profile units: the residual is scaled so its 99th percentile matches
         residual_norm, profile_norm = residual_norm / profile_norm, 1.0
         val_model.residual_norm, val_model.profile_norm = residual_norm, profile_norm
-        clean = md.score_frame(val_model, val_frame)
+        clean = sc.score_frame(val_model, val_frame)
         complete = clean[ok]["score"].to_numpy()
         alerte = float(np.percentile(complete, md.ALERTE_QUANTILE))
         critique = float(max(np.percentile(complete, md.CRITIQUE_QUANTILE), alerte * 1.05))
         progress(f"thresholds: ALERTE {alerte:.2f}, CRITIQUE {critique:.2f} (score units)")
         val_model.alerte, val_model.critique = alerte, critique
         injected = dt.inject_anomalies(val_frame.reset_index(drop=True), INJECT_RATE, seed=0)
-        scored_injected = md.score_frame(val_model, injected)
+        scored_injected = sc.score_frame(val_model, injected)
         anomaly = anomaly_metrics(scored_injected)
         anomaly["operating_points"] = operating_points(scored_injected, complete)
         progress(
@@ -351,7 +353,7 @@ def evaluate(model: md.EnergyModel, frame: pd.DataFrame) -> dict[str, float]:
     when the column is absent); ``forecast_mape`` is a fraction (0.05 = 5 %). The anomaly metrics
     use every scored day with an ``is_anomaly`` value: ROC AUC of the score, precision and recall
     of "level above NORMAL" (the ALERTE rule). Series unknown to the model are skipped."""
-    scored = md.score_frame(model, frame)
+    scored = sc.score_frame(model, frame)
     if scored.empty:
         known = ", ".join(sorted(model.series))
         raise ValueError(

@@ -1,16 +1,20 @@
-"""Daily summaries of solar activity and the model features built from them.
+"""Daily summaries of solar activity: the columns of ``daily_train.csv`` and how the raw
+material of a day becomes one.
 
-This module is the single definition of what the model sees, shared by training, evaluation and
-serving:
+This module is the single definition of what a day's summary is, shared by training, evaluation
+and serving:
 
+* :data:`SUMMARY_COLUMNS`: the summary columns (unit, type, physical bounds), the model inputs
+  among them (:data:`MODEL_INPUTS`) and their positions in an inputs matrix
+  (:data:`INPUT_POSITION`);
 * :func:`summary_from_raw` turns the raw material of one UTC day *d* (the GOES flare events that
-  peaked on *d-26 … d* and the 27 daily sunspot numbers of *d-26 … d*) into the summary columns of
-  ``daily_train.csv`` (README of the data set, section 4a), with the same definitions;
-* :func:`features` turns a table of such summaries (the CSV itself, or summaries received or
-  derived at serving time) into the model's feature matrix.
+  peaked on *d-26 … d* and the 27 daily sunspot numbers of *d-26 … d*) into those columns, with
+  the data set's definitions (its README, section 4a);
+* :func:`load_table` reads ``daily_train.csv`` (or a later CSV with its columns).
 
-A request that sends raw material and one that sends the equivalent summary therefore go through
-the same :func:`features` call and get the same probabilities.
+The model features are built from summaries by :mod:`.features`, whatever the summary came from:
+a request that sends raw material and one that sends the equivalent summary get the same
+probabilities. :mod:`.consistency` says which summaries no real day can have.
 
 Definitions (as in the data set): a flare counts on the UTC date of its peak; its peak flux comes
 from its GOES class (``A`` = 1e-8, ``B`` = 1e-7, ``C`` = 1e-6, ``M`` = 1e-5, ``X`` = 1e-4 W/m²,
@@ -21,14 +25,14 @@ decimals.
 Raw windows are 27 days long, so :func:`summary_from_raw` cannot see an M or X flare older than
 *d-26*: when none is in the window, ``days_since_last_M_or_X`` / ``days_since_last_X`` are
 :data:`DAYS_SINCE_CAP` (27, read "27 or more"), where the data set counts on up to 365.
-:func:`features` clips both columns at :data:`DAYS_SINCE_CAP`, so the two agree on every input
-the model sees.
+:func:`.features.features` clips both columns at :data:`DAYS_SINCE_CAP`, so the two agree on
+every input the model sees.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,16 +43,14 @@ import numpy as np
 import numpy.typing as npt
 
 # pandas is imported where the CSV is read, never at import: serving builds its matrices without
-# it (features_matrix, inconsistent_rows), and a serving worker must not pay for it.
+# it (features.features_matrix, consistency.inconsistent_rows): a worker must not pay for it.
 if TYPE_CHECKING:
     import pandas as pd
 
-FloatArray = npt.NDArray[np.float64]
 
 WINDOW_DAYS = 27  # one solar rotation: the raw history a day needs (d-26 .. d)
 DAYS_SINCE_CAP = WINDOW_DAYS  # what the raw window can tell; features clip at this too
 DAYS_SINCE_MAX = 365  # the data set's cap
-FLUX_FLOOR_W_M2 = 1e-9  # log10 of "no listed flare" (0 W/m²): below A1.0 = 1e-8
 
 CLASS_BASE_W_M2: dict[str, float] = {"A": 1e-8, "B": 1e-7, "C": 1e-6, "M": 1e-5, "X": 1e-4}
 # A letter, then a magnitude with optional decimals ("M2.3", "X10", "C5"); checked > 0 below.
@@ -142,9 +144,19 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
 )  # fmt: skip
 SUMMARY_NAMES: tuple[str, ...] = tuple(c.name for c in SUMMARY_COLUMNS)
 MODEL_INPUTS: tuple[str, ...] = tuple(c.name for c in SUMMARY_COLUMNS if c.model_input)
-_FLUX_COLUMNS = ("max_xray_flux_today", "max_xray_flux_last_3d", "max_xray_flux_last_27d")
-_COUNT_COLUMNS = tuple(c.name for c in SUMMARY_COLUMNS if c.name.startswith("n_"))
-_DAYS_SINCE = ("days_since_last_M_or_X", "days_since_last_X")
+FLUX_COLUMNS = ("max_xray_flux_today", "max_xray_flux_last_3d", "max_xray_flux_last_27d")
+COUNT_COLUMNS = tuple(c.name for c in SUMMARY_COLUMNS if c.name.startswith("n_"))
+DAYS_SINCE_COLUMNS = ("days_since_last_M_or_X", "days_since_last_X")
+#: column positions in a :data:`MODEL_INPUTS` matrix (what serving builds, one row per day)
+INPUT_POSITION: dict[str, int] = {name: i for i, name in enumerate(MODEL_INPUTS)}
+_INPUTS_OF = operator.itemgetter(*MODEL_INPUTS)
+
+
+def inputs_matrix(summaries: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
+    """The :data:`MODEL_INPUTS` matrix ``(days, inputs)`` of summaries given as dicts (what
+    serving holds: no DataFrame), in one C call per day."""
+    rows = [_INPUTS_OF(s) for s in summaries]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(MODEL_INPUTS))
 
 
 # ------------------------------------------------------------------------------ class strings
@@ -277,117 +289,6 @@ def summary_from_raw(
     out["days_since_last_M_or_X"] = days_since(("M", "X"))
     out["days_since_last_X"] = days_since(("X",))
     return {k: out[k] for k in ("date", *SUMMARY_NAMES)}
-
-
-def consistency_errors(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(column, reason) for summaries no real day can have (windows must nest, and so on)."""
-    errors: list[tuple[str, str]] = []
-    for letter in COUNT_CLASSES:
-        names = [f"n_{letter}_flares_today"] + [f"n_{letter}_flares_last_{w}d" for w in (3, 7, 27)]
-        for shorter, longer in itertools.pairwise(names):
-            if summary[longer] < summary[shorter]:
-                errors.append((longer, f"must be >= {shorter} (the windows nest)"))
-    for shorter, longer in itertools.pairwise(_FLUX_COLUMNS):
-        if summary[longer] < summary[shorter]:
-            errors.append((longer, f"must be >= {shorter} (the windows nest)"))
-    if summary["days_since_last_X"] < summary["days_since_last_M_or_X"]:
-        errors.append(
-            ("days_since_last_X", "must be >= days_since_last_M_or_X (an X flare is >=M)")
-        )
-    big_today = summary["n_M_flares_today"] + summary["n_X_flares_today"] > 0
-    if big_today != (summary["days_since_last_M_or_X"] == 0):
-        errors.append(("days_since_last_M_or_X", "must be 0 exactly when an M or X flare is today"))
-    if (summary["n_X_flares_today"] > 0) != (summary["days_since_last_X"] == 0):
-        errors.append(("days_since_last_X", "must be 0 exactly when an X flare is today"))
-    return errors
-
-
-# ------------------------------------------------------------------------------------ features
-
-
-def _feature_spec() -> list[dict[str, str]]:
-    spec = [{"name": f"log10_{c}", "unit": "log10(W/m²), 0 W/m² counted as 1e-9"}
-            for c in _FLUX_COLUMNS]  # fmt: skip
-    spec += [{"name": f"log1p_{c}", "unit": "log(1 + count)"} for c in _COUNT_COLUMNS]
-    spec += [
-        {"name": "sqrt_sunspot_number", "unit": "sqrt(SN)"},
-        {"name": "sqrt_sunspot_number_mean_27d", "unit": "sqrt(SN)"},
-        {"name": "sunspot_number_change_1d", "unit": "SN units"},
-    ]
-    spec += [
-        {"name": f"log1p_{c}", "unit": f"log(1 + days), days clipped to 0 .. {DAYS_SINCE_CAP}"}
-        for c in _DAYS_SINCE
-    ]
-    return spec
-
-
-FEATURES: tuple[dict[str, str], ...] = tuple(_feature_spec())
-FEATURE_NAMES: tuple[str, ...] = tuple(f["name"] for f in FEATURES)
-# Monotone direction of each feature on flare odds (HistGradientBoosting's monotonic_cst):
-# more flux, flares and sunspots -> more risk; more days since the last big flare -> less.
-MONOTONIC: tuple[int, ...] = tuple(
-    -1 if "days_since" in n else 0 if n == "sunspot_number_change_1d" else 1 for n in FEATURE_NAMES
-)
-
-
-def features(summary_table: pd.DataFrame) -> FloatArray:
-    """Model features, one row per summary (columns :data:`FEATURE_NAMES`).
-
-    ``summary_table`` holds at least the :data:`MODEL_INPUTS` columns (``daily_train.csv``, or
-    summaries received or derived at serving time). No date, no absolute time: only activity.
-    """
-    missing = [c for c in MODEL_INPUTS if c not in summary_table.columns]
-    if missing:
-        raise ValueError(f"missing column(s): {', '.join(missing)}")
-    return features_matrix(summary_table[list(MODEL_INPUTS)].to_numpy(dtype=np.float64))
-
-
-# Column positions in a MODEL_INPUTS matrix (see features_matrix and inconsistent_rows).
-_AT: dict[str, int] = {name: i for i, name in enumerate(MODEL_INPUTS)}
-
-
-def features_matrix(values: npt.ArrayLike) -> FloatArray:
-    """:func:`features` of summaries given as a matrix ``(n, len(MODEL_INPUTS))`` in
-    :data:`MODEL_INPUTS` order (what serving builds, without a DataFrame); the same numbers."""
-    t = np.asarray(values, dtype=np.float64)
-    if t.ndim != 2 or t.shape[1] != len(MODEL_INPUTS):
-        raise ValueError(f"values must have shape (n, {len(MODEL_INPUTS)}) in MODEL_INPUTS order")
-    if not np.isfinite(t).all():
-        raise ValueError("summary values must be finite (no NaN or infinity)")
-    blocks = [np.log10(np.maximum(t[:, _AT[c]], FLUX_FLOOR_W_M2)) for c in _FLUX_COLUMNS]
-    blocks += [np.log1p(np.maximum(t[:, _AT[c]], 0.0)) for c in _COUNT_COLUMNS]
-    blocks += [
-        np.sqrt(np.maximum(t[:, _AT["sunspot_number"]], 0.0)),
-        np.sqrt(np.maximum(t[:, _AT["sunspot_number_mean_27d"]], 0.0)),
-        t[:, _AT["sunspot_number_change_1d"]],
-    ]
-    blocks += [np.log1p(np.clip(t[:, _AT[c]], 0, DAYS_SINCE_CAP)) for c in _DAYS_SINCE]
-    return np.column_stack(blocks).astype(np.float64)
-
-
-def _nesting_pairs() -> list[tuple[int, int]]:
-    pairs = []
-    for letter in COUNT_CLASSES:
-        names = [f"n_{letter}_flares_today"] + [f"n_{letter}_flares_last_{w}d" for w in (3, 7, 27)]
-        pairs += [(_AT[a], _AT[b]) for a, b in itertools.pairwise(names)]
-    pairs += [(_AT[a], _AT[b]) for a, b in itertools.pairwise(_FLUX_COLUMNS)]
-    pairs.append((_AT["days_since_last_M_or_X"], _AT["days_since_last_X"]))
-    return pairs
-
-
-_SHORTER, _LONGER = (np.array(side) for side in zip(*_nesting_pairs(), strict=True))
-
-
-def inconsistent_rows(values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-    """Per row of a :data:`MODEL_INPUTS` matrix: whether :func:`consistency_errors` finds
-    anything in that summary (the same rules, for all rows at once; the messages are
-    :func:`consistency_errors`' to give, for the rows flagged here)."""
-    t = np.asarray(values, dtype=np.float64).reshape(-1, len(MODEL_INPUTS))
-    bad: npt.NDArray[np.bool_] = np.any(t[:, _LONGER] < t[:, _SHORTER], axis=1)
-    big_today = t[:, _AT["n_M_flares_today"]] + t[:, _AT["n_X_flares_today"]] > 0
-    bad |= big_today != (t[:, _AT["days_since_last_M_or_X"]] == 0)
-    bad |= (t[:, _AT["n_X_flares_today"]] > 0) != (t[:, _AT["days_since_last_X"]] == 0)
-    return bad
 
 
 def persistence(summary_table: pd.DataFrame, key: str) -> npt.NDArray[np.bool_]:

@@ -9,46 +9,45 @@ hour, and a backfill of ``HISTORY_HOURS + k - 1`` hours gets ``k``.
 Level rule (per asset, °C): a horizon is CRITIQUE when its forecast reaches ``critique_c``,
 ALERTE when it reaches ``alerte_c``; the prediction takes its worst horizon. Defaults come from
 each transformer's training distribution (stored in the model card); override or add assets with
-``VIGIE_ASSET_CONFIG``::
+``VIGIE_ASSET_CONFIG`` (both thresholds, ``critique_c`` above ``alerte_c``)::
 
     {"transformer-temperature": {"T1": {"alerte_c": 75.0, "critique_c": 90.0}}}
 """
 
 from __future__ import annotations
 
-import operator
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+import numpy.typing as npt
+from pydantic import BaseModel, Field, model_validator
 
-from vigie.contract.errors import ConfigError, Unprocessable, field_error
+from vigie.contract.batch import Batch, LevelDetail, Outputs, Points, Scores
+from vigie.contract.errors import Unprocessable, field_error
 from vigie.contract.levels import Level
+from vigie.contract.replay import ReplayRequest
 from vigie.contract.service import (
-    LevelDetail,
     MeasurementBase,
     PredictionService,
     Progress,
-    ReplayRequest,
-    Scored,
     StrictModel,
     Target,
     TrainedModel,
-    replay_windows,
 )
-from vigie.io.prediction_log import ForecastPoint
-from vigie.models.compiled import compile_parts
-from vigie.models.store import LoadedModel, sha256_file
-from vigie_services.transformer_temperature import forecasting as fc
+from vigie.contract.window import Window
+from vigie.models.store import LoadedModel
+from vigie_services.transformer_temperature import replay, training
+from vigie_services.transformer_temperature.data import load_series
+from vigie_services.transformer_temperature.evaluation import evaluate
+from vigie_services.transformer_temperature.features import COLUMNS, HISTORY_HOURS, HORIZONS
+from vigie_services.transformer_temperature.forecasting import forecast_rows
 
 LOAD_DOC = (
     "(MW-scale as published by the ETT data set, whose authors state no unit; may be negative)"
 )
-ONE_HOUR = timedelta(hours=1)
 
 RECOMMENDATIONS = {
     Level.NORMAL: "No action: oil temperature forecast within the normal range.",
@@ -98,6 +97,8 @@ class OilTemperaturePrediction(BaseModel):
 
 
 class AssetThresholds(StrictModel):
+    """One transformer's level thresholds (the ``AssetSettings`` of the service)."""
+
     alerte_c: float = Field(ge=-60, le=200, description="ALERTE at or above, °C")
     critique_c: float = Field(ge=-60, le=200, description="CRITIQUE at or above, °C")
 
@@ -108,246 +109,136 @@ class AssetThresholds(StrictModel):
         return self
 
 
-def _horizon(hours: int) -> str:
-    return f"h{hours}"
+LEVELS = (Level.NORMAL, Level.ALERTE, Level.CRITIQUE)  # by rank
+HORIZON_NAMES: tuple[str, ...] = tuple(f"h{h}" for h in HORIZONS)
+_HORIZON_DELTAS: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in HORIZONS)
 
 
-# What predict reads of a measurement (one C call each), how it logs the origins, and the
-# horizons' names and offsets (computed once, not per origin).
-_VALUES = operator.attrgetter(*fc.COLUMNS)
-_MEASUREMENTS: TypeAdapter[list[TransformerMeasurement]] = TypeAdapter(list[TransformerMeasurement])
-_HORIZON_NAMES: tuple[str, ...] = tuple(_horizon(h) for h in fc.HORIZONS)
-_HORIZON_DELTAS: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in fc.HORIZONS)
+def level_ranks(celsius: npt.NDArray[np.float64], th: AssetThresholds) -> npt.NDArray[np.intp]:
+    """The level rule, elementwise: the rank in :data:`LEVELS` of each forecast (°C), 2 at or
+    above ``critique_c``, 1 at or above ``alerte_c`` (``critique_c`` is above it), else 0."""
+    ranks: npt.NDArray[np.intp] = (celsius >= th.alerte_c).astype(np.intp)
+    ranks += celsius >= th.critique_c
+    return ranks
 
 
-class TransformerTemperatureService(PredictionService[TransformerMeasurement]):
+def explain(row: list[float], level: Level, th: AssetThresholds) -> LevelDetail:
+    """The level event of a prediction: its peak horizon against the threshold of its level."""
+    peak = max(range(len(row)), key=row.__getitem__)
+    value, h = row[peak], HORIZON_NAMES[peak]
+    if level is Level.NORMAL:
+        return LevelDetail(
+            value, "°C", th.alerte_c,
+            f"oil temperature forecast peaks at {value:.1f} °C ({h}), below ALERTE "
+            f"{th.alerte_c:.1f} °C",
+        )  # fmt: skip
+    threshold = th.critique_c if level is Level.CRITIQUE else th.alerte_c
+    return LevelDetail(
+        value, "°C", threshold,
+        f"oil temperature forecast {value:.1f} °C at {h} reaches {level} threshold "
+        f"{threshold:.1f} °C",
+    )  # fmt: skip
+
+
+class TransformerTemperatureService(PredictionService[TransformerMeasurement, AssetThresholds]):
     name = "transformer-temperature"
     title = "Transformer oil temperature"
     description = __doc__ or ""
     Measurement = TransformerMeasurement
     Prediction = OilTemperaturePrediction
+    AssetSettings = AssetThresholds
     target = Target("OT", "°C", "top-oil temperature", bounds=(-60.0, 200.0))
-
-    history_hours = fc.HISTORY_HOURS
-    horizons = fc.HORIZONS
+    window = Window(
+        timedelta(hours=1), min_rows=HISTORY_HOURS, what="hourly",
+        min_reason=f"{HISTORY_HOURS - 1} h of history and the hour forecast from",
+    )  # fmt: skip
+    # rows_independent stays False: a forecast reads the 71 rows before its origin
     replay_batch = 24  # one day of forecast origins per request
-
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        try:
-            self._configured = {
-                asset: AssetThresholds.model_validate(cfg)
-                for asset, cfg in self.asset_config.items()
-            }
-        except ValidationError as exc:
-            raise ConfigError(f"VIGIE_ASSET_CONFIG [{self.name}]: {exc}") from exc
-        self.thresholds: dict[str, AssetThresholds] = dict(self._configured)
+    #: the thresholds of the model card by asset (``VIGIE_ASSET_CONFIG`` overrides them)
+    card_thresholds: Mapping[str, AssetThresholds] = {}
 
     def bind(self, loaded: LoadedModel) -> None:
-        defaults = {
+        self.card_thresholds = {
             asset: AssetThresholds.model_validate(t)
             for asset, t in loaded.card.thresholds.get("per_asset", {}).items()
         }
-        self.thresholds = {**defaults, **self._configured}
         super().bind(loaded)
 
-    # -- serving ----------------------------------------------------------------------------
-    def _check_request(self, asset_id: str, ms: Sequence[TransformerMeasurement]) -> None:
-        if asset_id not in self.thresholds:
-            known = ", ".join(sorted(self.thresholds))
+    def thresholds_for(self, asset_id: str) -> AssetThresholds:
+        """The asset's configured thresholds, else its card's; a 422 for an asset with none."""
+        default = self.card_thresholds.get(asset_id)
+        if default is None and asset_id not in self.assets:
+            known = ", ".join(sorted({*self.card_thresholds, *self.assets}))
             raise Unprocessable(
                 f"unknown asset {asset_id!r} (known: {known}; add one with VIGIE_ASSET_CONFIG)",
                 details=[field_error(("body", "asset_id"), "unknown asset", "unknown_asset")],
             )
-        for i in range(1, len(ms)):
-            if ms[i].timestamp - ms[i - 1].timestamp != ONE_HOUR:
-                expected = ms[i - 1].timestamp + ONE_HOUR
-                msg = (
-                    f"measurements must be hourly, oldest first, without gaps: expected "
-                    f"{expected.isoformat()}, got {ms[i].timestamp.isoformat()}"
-                )
-                raise Unprocessable(
-                    msg,
-                    details=[
-                        field_error(("body", "measurements", i, "timestamp"), msg, "not_hourly")
-                    ],
-                )
-        if len(ms) < self.history_hours:
-            msg = (
-                f"needs at least {self.history_hours} consecutive hourly measurements "
-                f"(oldest first), got {len(ms)}"
-            )
-            raise Unprocessable(
-                msg, details=[field_error(("body", "measurements"), msg, "too_short")]
-            )
+        return self.assets.for_asset(asset_id, default)
 
-    def predict(
-        self, asset_id: str, measurements: Sequence[TransformerMeasurement]
-    ) -> list[Scored]:
-        self._check_request(asset_id, measurements)
-        th = self.thresholds[asset_id]
-        values = np.array([_VALUES(m) for m in measurements], dtype=float)
-        forecasts = fc.forecast(self.model.model, values)
-        origins = list(measurements[self.history_hours - 1 :])
-        logged = _MEASUREMENTS.dump_python(origins, mode="json")
-        return [
-            self._score(origin, row, th, dumped)
-            for origin, row, dumped in zip(origins, forecasts.tolist(), logged, strict=True)
-        ]
+    # -- scoring ----------------------------------------------------------------------------
+    def check(self, batch: Batch[TransformerMeasurement]) -> None:
+        self.thresholds_for(batch.asset_id)
 
-    def _score(
-        self,
-        origin: TransformerMeasurement,
-        row: list[float],
-        th: AssetThresholds,
-        logged: dict[str, Any],
-    ) -> Scored:
-        per_horizon = []
-        crossings = []
-        points = []
-        level = Level.NORMAL
+    def infer(self, batch: Batch[TransformerMeasurement]) -> Outputs:
+        """Forecasts (°C) of every horizon from each row; NaN for the history-only rows."""
+        return {"oil_temperature_c": forecast_rows(self.model.model, batch.matrix(COLUMNS))}
+
+    def present(self, batch: Batch[TransformerMeasurement], outputs: Outputs) -> Scores:
+        th = self.thresholds_for(batch.asset_id)
         alerte_c, critique_c = th.alerte_c, th.critique_c
-        target = self.target.name
-        for h, delta, value in zip(_HORIZON_NAMES, _HORIZON_DELTAS, row, strict=True):
-            # the level rule of _level, inlined: this runs for every horizon of every origin
-            if value >= critique_c:
-                h_level = Level.CRITIQUE
-            elif value >= alerte_c:
-                h_level = Level.ALERTE
-            else:
-                h_level = Level.NORMAL
-            target_time = origin.timestamp + delta
-            rounded = round(value, 3)
-            per_horizon.append(
-                {"horizon": h, "target_time": target_time, "oil_temperature_c": rounded,
-                 "level": h_level}
-            )  # fmt: skip
-            if h_level is not Level.NORMAL:
-                threshold = critique_c if h_level is Level.CRITIQUE else alerte_c
-                crossings.append(
-                    {"horizon": h, "level": h_level, "threshold_c": threshold,
-                     "forecast_c": rounded}
+        first = HISTORY_HOURS - 1  # the first forecast origin
+        celsius = outputs["oil_temperature_c"][first:]
+        values: list[list[float]] = celsius.tolist()
+        ranks = level_ranks(celsius, th)
+        levels = [LEVELS[r] for r in ranks.max(axis=1).tolist()]
+        items: list[dict[str, Any]] = []
+        target_times: list[datetime] = []
+        rows = zip(batch.times[first:], values, ranks.tolist(), levels, strict=True)
+        for origin, row, row_ranks, level in rows:
+            forecasts, crossings = [], []
+            for h, delta, value, r in zip(
+                HORIZON_NAMES, _HORIZON_DELTAS, row, row_ranks, strict=True
+            ):
+                target_time = origin + delta
+                target_times.append(target_time)
+                rounded = round(value, 3)
+                forecasts.append(
+                    {"horizon": h, "target_time": target_time, "oil_temperature_c": rounded,
+                     "level": LEVELS[r]}
                 )  # fmt: skip
-                if h_level is Level.CRITIQUE or level is Level.NORMAL:
-                    level = h_level
-            points.append(ForecastPoint(target, h, target_time, value))
-        return Scored(
-            timestamp=origin.timestamp,
-            level=level,
-            body={
-                "forecasts": per_horizon,
-                "crossings": crossings,
-                "recommendation": RECOMMENDATIONS[level],
-            },
-            detail=self._detail(level, row, th),
-            measurement=logged,
-            points=points,
+                if r:
+                    crossings.append(
+                        {"horizon": h, "level": LEVELS[r],
+                         "threshold_c": critique_c if r == 2 else alerte_c, "forecast_c": rounded}
+                    )  # fmt: skip
+            items.append(
+                {"forecasts": forecasts, "crossings": crossings,
+                 "recommendation": RECOMMENDATIONS[level]}
+            )  # fmt: skip
+        n = len(items)
+        return Scores(
+            levels=levels,
+            items=items,
+            explain=lambda i: explain(values[i], levels[i], th),
+            rows=range(first, len(batch)),
+            points=Points(
+                self.target.name,
+                row=[i for i in range(n) for _ in HORIZONS],
+                horizon=HORIZON_NAMES * n,
+                time=target_times,
+                value=[v for row in values for v in row],
+            ),
         )
 
-    @staticmethod
-    def _level(value: float, th: AssetThresholds) -> Level:
-        if value >= th.critique_c:
-            return Level.CRITIQUE
-        if value >= th.alerte_c:
-            return Level.ALERTE
-        return Level.NORMAL
-
-    def _detail(self, level: Level, row: list[float], th: AssetThresholds) -> LevelDetail:
-        peak = max(range(len(row)), key=row.__getitem__)
-        value, h = row[peak], _horizon(self.horizons[peak])
-        if level is Level.NORMAL:
-            return LevelDetail(
-                value, "°C", th.alerte_c,
-                f"oil temperature forecast peaks at {value:.1f} °C ({h}), below ALERTE "
-                f"{th.alerte_c:.1f} °C",
-            )  # fmt: skip
-        threshold = th.critique_c if level is Level.CRITIQUE else th.alerte_c
-        return LevelDetail(
-            value, "°C", threshold,
-            f"oil temperature forecast {value:.1f} °C at {h} reaches {level} threshold "
-            f"{threshold:.1f} °C",
-        )  # fmt: skip
-
-    # -- training and evaluation ------------------------------------------------------------
-    def data_files(self, data_dir: Path) -> dict[str, Path]:
-        folder = data_dir / "transformer"
-        files = {"ETTh1": folder / "ETTh1_train.csv", "ETTh2": folder / "ETTh2_train.csv"}
-        missing = [str(p) for p in files.values() if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"training data not found: {', '.join(missing)}")
-        return files
-
+    # -- the vigie command ------------------------------------------------------------------
     def train(self, data_dir: Path, progress: Progress) -> TrainedModel:
-        files = self.data_files(data_dir)
-        started = time.perf_counter()
-        series = {}
-        for asset, path in files.items():
-            progress(f"reading {path}")
-            series[asset] = fc.load_series(path)
-        result = fc.fit(series, progress)
-        elapsed = time.perf_counter() - started
-        bundle = compile_parts(fc.compiled_parts(result.model, result.check_rows), progress)
-        training_data = [
-            {
-                "path": str(path),
-                "sha256": sha256_file(path),
-                "rows": len(series[asset]),
-                "time_range": {
-                    "start": series[asset].index[0].isoformat(),
-                    "end": series[asset].index[-1].isoformat(),
-                },
-            }
-            for asset, path in files.items()
-        ]
-        baselines = {
-            asset: {
-                h: {
-                    k.removeprefix("persistence_"): v
-                    for k, v in m.items()
-                    if k.startswith("persistence_")
-                }
-                for h, m in per_h.items()
-            }
-            for asset, per_h in result.metrics.items()
-        }
-        card: dict[str, Any] = {
-            "title": self.title,
-            "training_data": training_data,
-            "features": result.features,
-            "targets": [{"name": f"OT(t+{h}h)", "unit": "°C"} for h in self.horizons],
-            "history_hours": self.history_hours,
-            "horizons": [_horizon(h) for h in self.horizons],
-            "metrics": result.metrics,
-            "baselines": {"persistence": baselines},
-            "validation": result.validation,
-            "thresholds": {
-                "unit": "°C",
-                "rule": (
-                    "per asset: CRITIQUE when a horizon's forecast >= critique_c, ALERTE when "
-                    ">= alerte_c; defaults from the asset's training OT distribution "
-                    "(see forecasting module); VIGIE_ASSET_CONFIG overrides"
-                ),
-                "per_asset": result.thresholds,
-            },
-            "hyperparameters": result.hyperparameters,
-            "training_time_s": round(elapsed, 2),
-            "compiled": bundle,
-        }
-        return TrainedModel(model=result.model, card=card)
+        return training.train(data_dir, progress)
 
     def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
-        return fc.evaluate(model, fc.load_series(data))
+        return evaluate(model, load_series(data))
 
     def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
         """Windows of ``HISTORY_HOURS - 1 + batch`` hourly rows, each giving ``batch`` forecasts
-        (the first ``HISTORY_HOURS - 1`` rows of the file are history only). The file's dates
-        carry no time zone: they are sent as written, as UTC. Default asset: the file name up
-        to its first ``_`` (``ETTh1_train.csv`` -> ``ETTh1``)."""
-        series = fc.load_series(data)
-        values = series[list(fc.COLUMNS)].to_numpy().tolist()
-        rows = [
-            {"timestamp": f"{ts:%Y-%m-%dT%H:%M:%SZ}", **dict(zip(fc.COLUMNS, row, strict=True))}
-            for ts, row in zip(series.index, values, strict=True)
-        ]
-        asset_id = asset or data.stem.split("_")[0]
-        return replay_windows(asset_id, rows, batch, history=self.history_hours - 1)
+        (see :func:`.replay.replay_requests`); default asset: the file name up to its first
+        ``_`` (``ETTh1_train.csv`` -> ``ETTh1``)."""
+        return replay.replay_requests(data, asset, batch)

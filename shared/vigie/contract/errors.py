@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigie.serve.http import JSONResponse
@@ -105,6 +106,50 @@ class ServiceUnavailable(VigieError):
 
 class ModelUnavailable(ServiceUnavailable):
     code = "model_unavailable"
+
+
+class ErrorDetail(BaseModel):
+    """One item of ``details``: a validation error names its ``field`` path; other errors may
+    carry their own keys (e.g. ``required_scope``)."""
+
+    model_config = {"extra": "allow"}
+    field: str | None = Field(
+        default=None, description="dotted path of the field, e.g. body.asset_id"
+    )
+    message: str | None = None
+    type: str | None = Field(default=None, description="machine-readable kind of the error")
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. validation_error")
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer (design.md section 2)."""
+
+    error: ErrorInfo
+
+
+_STATUS_TEXT = {
+    400: "Malformed request (e.g. a body that is not JSON)",
+    401: "Missing, malformed, expired or untrusted token",
+    403: "Valid token without the scope (or the asset) this needs",
+    404: "No such resource",
+    405: "Method not allowed on this path",
+    409: "Conflict with the current state",
+    413: "Request body over the size limit",
+    422: "Invalid content; details name each field path",
+    429: "Too many requests; see Retry-After",
+    503: "Not ready (model not loaded, database or Redis unavailable); see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error answers a route can give, each with the envelope:
+    ``@router.get(..., responses=error_responses(401, 403, 404))``."""
+    return {s: {"model": ErrorEnvelope, "description": _STATUS_TEXT[s]} for s in statuses}
 
 
 class ConfigError(Exception):

@@ -1,4 +1,4 @@
-"""What a prediction service declares; the runtime (:mod:`vigie.serve.app`) does the rest.
+"""What a prediction service declares; the runtime (:mod:`vigie.serve`) does the rest.
 
 A service subclasses :class:`PredictionService` and provides:
 
@@ -7,31 +7,38 @@ A service subclasses :class:`PredictionService` and provides:
   units in the field descriptions); ``Prediction``: the schema of one prediction item (documented
   in the OpenAPI contract);
 * ``target``: the observed quantity clients send back through ``POST /v1/feedback``;
-* :meth:`predict`: measurements of one asset -> scored predictions (synchronous; the runtime runs it
-  off the event loop);
-* :meth:`train` and :meth:`evaluate` for the ``vigie`` command;
-* :meth:`replay_requests`: a CSV of the training-file format as predict requests, for
-  ``vigie replay`` (a client replaying real measurements through the gateway).
+* optionally ``AssetSettings`` (one asset's settings in ``VIGIE_ASSET_CONFIG``, parsed once by
+  the runtime into :attr:`PredictionService.assets`) and ``window`` (the runtime checks that a
+  request's measurements are consecutive, see :class:`~vigie.contract.window.Window`);
+* how rows are scored (:mod:`vigie.contract.batch`): :meth:`~PredictionService.infer`, the model
+  call on a columnar batch, and :meth:`~PredictionService.present`, one call's levels and items
+  from its outputs; :meth:`~PredictionService.check` for domain checks (a 422) beyond the
+  schema;
+* :meth:`~PredictionService.train` and :meth:`~PredictionService.evaluate` for the ``vigie``
+  command, and :meth:`~PredictionService.replay_requests` for ``vigie replay``.
 
-HTTP, auth, metrics, level events, idempotency, storage and model loading belong to the runtime.
+HTTP, auth, metrics, level events, idempotency, the prediction log (the measurements of each
+prediction included), micro-batching and model loading belong to the runtime.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from vigie.contract.errors import ConfigError
-from vigie.contract.levels import Level
+from vigie.contract.assets import AssetConfig
+from vigie.contract.batch import Batch, Outputs, Scores
+from vigie.contract.replay import ReplayRequest
+from vigie.contract.window import Window
 from vigie.io.asset_state import AssetStateStore
-from vigie.io.prediction_log import ForecastPoint, MatchResult
+from vigie.io.feedback import MatchResult
 from vigie.models.store import LoadedModel
 from vigie.settings import VigieSettings
 
@@ -39,15 +46,38 @@ Progress = Callable[[str], None]
 
 
 class StrictModel(BaseModel):
-    """Unknown fields, NaN and Infinity are client errors, not values."""
+    """Unknown fields, NaN and Infinity are client errors, not values; and no coercion: ``true``
+    is not a number, ``"1.5"`` is not one either (JSON numbers are, integers included).
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Strict validation of Python objects (FastAPI validates bodies after ``json.loads``) also
+    refuses a string for a datetime or an enum: such fields say ``Field(strict=False)``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: object) -> object:
+    """Only an RFC 3339 string (or a datetime) is a time: not a number of seconds."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a UTC offset, e.g. 2018-03-01T10:00:00Z")
+
+
+#: An aware datetime given as RFC 3339 text (JSON) or a datetime (Python), nothing else.
+Rfc3339 = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_rfc3339)]
 
 
 class MeasurementBase(StrictModel):
-    timestamp: AwareDatetime = Field(
-        description="time of the measurement, RFC 3339 with a UTC offset, e.g. 2018-03-01T10:00:00Z"
+    timestamp: Rfc3339 = Field(
+        description="time of the measurement, RFC 3339 with a UTC offset, e.g. "
+        "2018-03-01T10:00:00Z",
     )
+
+
+class NoAssetSettings(StrictModel):
+    """A service without per-asset settings: any configured asset must be empty."""
 
 
 @dataclass(frozen=True)
@@ -69,85 +99,18 @@ class Target:
         return None
 
 
-@dataclass(frozen=True)
-class LevelDetail:
-    """Why a prediction has its level; becomes the level event's value/threshold/message."""
-
-    value: float | None
-    unit: str | None
-    threshold: float | None
-    message: str
-
-
-@dataclass
-class Scored:
-    """One prediction item as the service computed it."""
-
-    timestamp: datetime
-    level: Level
-    body: dict[str, Any]  # JSON-ready prediction item (timestamp and level are added)
-    detail: LevelDetail
-    measurement: dict[str, Any] = field(default_factory=dict)  # what is logged with it
-    points: list[ForecastPoint] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """What a whole request says, beyond its items (e.g. a significance over a batch of events).
-
-    ``body`` goes into the response as ``summary``; ``detail`` (with ``timestamp``) describes the
-    level event instead of the worst item. Item levels still decide the response level, so a
-    service whose level belongs to the batch gives its items that level."""
-
-    body: dict[str, Any]
-    detail: LevelDetail | None = None
-    timestamp: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ReplayRequest:
-    """One ``POST /v1/predict`` body of a replay (see :meth:`PredictionService.replay_requests`).
-
-    ``measurements`` are JSON-ready dicts, oldest first. The last ``rows`` of them are new: they
-    get predictions. The ones before are the history the service needs (``HISTORY_HOURS`` of a
-    transformer, ``HISTORY_DAYS`` of a gas series), already covered by an earlier request."""
-
-    asset_id: str
-    measurements: list[dict[str, Any]]
-    rows: int
-
-    def first(self, rows: int) -> ReplayRequest:
-        """The same request cut after its first ``rows`` new rows (its history kept)."""
-        if rows >= self.rows:
-            return self
-        keep = len(self.measurements) - (self.rows - rows)
-        return ReplayRequest(self.asset_id, self.measurements[:keep], rows)
-
-
-def replay_windows(
-    asset_id: str, measurements: Sequence[dict[str, Any]], batch: int, history: int = 0
-) -> Iterator[ReplayRequest]:
-    """Requests of ``batch`` new rows each over one asset's consecutive ``measurements``; each
-    request also carries the ``history`` measurements before its first new row, so windows
-    overlap. The first ``history`` measurements are history only (nothing to predict there)."""
-    if batch < 1:
-        raise ValueError("batch must be at least 1")
-    for start in range(history, len(measurements), batch):
-        end = min(start + batch, len(measurements))
-        yield ReplayRequest(asset_id, list(measurements[start - history : end]), end - start)
-
-
 @dataclass
 class TrainedModel:
     model: Any
-    card: dict[str, Any]  # card fields the service knows (see vigie.models.store.ModelCard)
+    card: dict[str, Any]  # card fields the service knows (see vigie.models.card.ModelCard)
 
 
 M = TypeVar("M", bound=MeasurementBase)
+A = TypeVar("A", bound=BaseModel)
 
 
-class PredictionService(ABC, Generic[M]):
-    """Base class of the five prediction services."""
+class PredictionService(ABC, Generic[M, A]):
+    """Base class of the prediction services."""
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -155,14 +118,25 @@ class PredictionService(ABC, Generic[M]):
     Measurement: ClassVar[type[MeasurementBase]]
     Prediction: ClassVar[type[BaseModel]]
     target: ClassVar[Target]
-    replay_batch: ClassVar[int] = 100  # default new rows per replay request (``vigie replay``)
-    #: Set when :meth:`predict` waits on I/O (Redis, a database): it then always runs on the
-    #: model thread, never inline on the event loop (see :class:`vigie.serve.executor.ModelCalls`).
+    #: one asset's settings in ``VIGIE_ASSET_CONFIG`` (fields with defaults)
+    AssetSettings: ClassVar[type[BaseModel]] = NoAssetSettings
+    #: the consecutive-measurement rule of a request, checked before :meth:`check`
+    window: ClassVar[Window | None] = None
+    #: a row's outputs do not depend on the other rows nor on the asset: the runtime may then
+    #: score the rows of several small calls with one :meth:`infer` (micro-batching)
+    rows_independent: ClassVar[bool] = False
+    #: :meth:`present` waits on I/O (Redis, a database): scoring then always runs on the model
+    #: thread, never inline on the event loop (see :class:`vigie.serve.executor.ModelCalls`)
     predict_does_io: ClassVar[bool] = False
+    replay_batch: ClassVar[int] = 100  # default new rows per replay request (``vigie replay``)
 
     def __init__(self, settings: VigieSettings) -> None:
         self.settings = settings
-        self.asset_config: dict[str, Any] = load_asset_config(settings, self.name)
+        self.assets: AssetConfig[A] = AssetConfig.load(
+            self.AssetSettings,  # type: ignore[arg-type]
+            self.name,
+            settings.asset_config,
+        )
         self.loaded: LoadedModel | None = None
         # Per-asset state shared by all workers (set by the runtime when the app starts).
         self.state: AssetStateStore | None = None
@@ -180,25 +154,22 @@ class PredictionService(ABC, Generic[M]):
             raise RuntimeError("no model bound")
         return self.loaded
 
+    # -- scoring (runs off the event loop, or inline when measured cheap) -------------------
+    def check(self, batch: Batch[M]) -> None:
+        """Domain checks of one call beyond the schema and :attr:`window`; raise
+        :class:`~vigie.contract.errors.Unprocessable` naming the field. None by default."""
+
     @abstractmethod
-    def predict(self, asset_id: str, measurements: Sequence[M]) -> list[Scored]:
-        """Score one asset's measurements. Raise ``Unprocessable`` for domain errors."""
+    def infer(self, batch: Batch[M]) -> Outputs:
+        """The model call: arrays with one entry per row of ``batch``. With
+        :attr:`rows_independent`, ``batch`` may hold the rows of several calls (its
+        ``asset_id`` is then meaningless)."""
 
-    def predict_batch(
-        self, calls: Sequence[tuple[str, Sequence[M]]]
-    ) -> list[list[Scored] | Exception]:
-        """Several :meth:`predict` calls at once (micro-batching, ``VIGIE_MICRO_BATCH_WINDOW_US``):
-        one result per call, in order, or the exception that call raised (its own 422). This
-        default makes the calls one by one; override it to score all their rows with one model
-        call, which is what micro-batching is for."""
-        out: list[list[Scored] | Exception] = []
-        for asset_id, measurements in calls:
-            try:
-                out.append(self.predict(asset_id, measurements))
-            except Exception as exc:
-                out.append(exc)
-        return out
+    @abstractmethod
+    def present(self, batch: Batch[M], outputs: Outputs) -> Scores:
+        """One call's levels and prediction items, from its rows' :meth:`infer` outputs."""
 
+    # -- optional hooks ---------------------------------------------------------------------
     def learn(self, asset_id: str, matches: list[MatchResult]) -> None:
         """Called after observed values were stored (``POST /v1/feedback``), with what each was
         matched to; override to learn online (e.g. recalibrate). Runs off the event loop."""
@@ -208,13 +179,12 @@ class PredictionService(ABC, Generic[M]):
         predict scope (e.g. ``{"clusters": self.clusters}``). Names are fixed by the class."""
         return {}
 
-    def summarize(self, asset_id: str, scored: list[Scored]) -> BatchSummary | None:
-        """Optional batch-level result (see :class:`BatchSummary`); none by default."""
-        return None
-
+    # -- the vigie command ------------------------------------------------------------------
     @abstractmethod
     def train(self, data_dir: Path, progress: Progress) -> TrainedModel:
-        """Train from the data directory; return the model and its card fields."""
+        """Train from the data directory; return the model and its card fields (the runtime
+        adds ``title`` and ``training_time_s``; :mod:`vigie.models.training` describes data
+        files and compiles parts)."""
 
     @abstractmethod
     def evaluate(self, model: Any, data: Path, asset: str | None) -> dict[str, Any]:
@@ -223,21 +193,7 @@ class PredictionService(ABC, Generic[M]):
     def replay_requests(self, data: Path, asset: str | None, batch: int) -> Iterator[ReplayRequest]:
         """The predict requests an integration would send for a CSV shaped like the training
         file (the one :meth:`evaluate` reads), in time order, ``batch`` new rows each (see
-        :func:`replay_windows` for services that need history). ``asset`` chooses or overrides
-        the asset id (the service documents its default). Raise ``ValueError`` for an unusable
-        CSV. Services that cannot replay keep this default."""
+        :func:`vigie.contract.replay.replay_windows` for services that need history).
+        ``asset`` chooses or overrides the asset id (the service documents its default). Raise
+        ``ValueError`` for an unusable CSV. Services that cannot replay keep this default."""
         raise NotImplementedError(f"{self.name}: replay not supported")
-
-
-def load_asset_config(settings: VigieSettings, service: str) -> dict[str, Any]:
-    """Per-asset settings of ``service`` from ``VIGIE_ASSET_CONFIG``: ``{service: {asset: {}}}``."""
-    if settings.asset_config is None:
-        return {}
-    try:
-        config = json.loads(settings.asset_config.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"VIGIE_ASSET_CONFIG {settings.asset_config}: {exc}") from exc
-    section = config.get(service, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"VIGIE_ASSET_CONFIG: '{service}' must map asset ids to settings")
-    return section

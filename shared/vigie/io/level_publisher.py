@@ -2,26 +2,24 @@
 
 Durable path: Redis Stream ``vigie:levels``; each entry has one field, ``event``, holding the event
 JSON. Live path: pub/sub channel ``vigie:levels:<service>``, same JSON. Both are written by one
-Lua script (:data:`PUBLISH_SCRIPT`, atomic like MULTI/EXEC) in one round trip; the events of
+Lua script (:mod:`vigie.io.streams`, atomic like MULTI/EXEC) in one round trip; the events of
 requests answered together (see :mod:`vigie.serve.executor`) share that round trip, so a client
-waits
-for one round trip however busy the worker is, and Redis sees one command per burst instead of
-four per request (a MULTI/EXEC costs the worker more CPU than the prediction).
+waits for one round trip however busy the worker is, and Redis sees one command per burst instead
+of four per request (a MULTI/EXEC costs the worker more CPU than the prediction).
 
-When Redis cannot be reached the event goes to the local outbox (:class:`vigie.io.outbox.Spool`)
-and the prediction still answers. While the outbox holds anything, newer events queue behind it,
-so consumers see every asset's events in emission order; a background task drains it once Redis is
+When Redis cannot be reached the event goes to the local outbox (:class:`vigie.io.outbox.
+LocalOutbox`) and the prediction still answers. While the outbox holds anything, newer events
+queue behind it, so consumers see every asset's events in emission order; an
+:class:`~vigie.io.outbox_publisher.OutboxPublisher` drains it in the background once Redis is
 back. Delivery is at-least-once: a crash between "sent" and "removed from the outbox", or a Redis
-that hangs past the timeout and then runs the transaction it had already received, can deliver an
+that hangs past the timeout and then runs the script it had already received, can deliver an
 event twice; ``event_id`` lets consumers drop such a duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -29,10 +27,15 @@ import redis.asyncio as aioredis
 
 from vigie.contract.level_event import LevelEvent, live_channel
 from vigie.io.outbox import Spool
+from vigie.io.outbox_publisher import OutboxPublisher
 from vigie.io.redis import REDIS_ERRORS
+from vigie.io.streams import StreamTarget, StreamWriter, SyncStreamWriter
 from vigie.obs.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
+
+#: The longest wait between two attempts to drain the outbox while Redis fails.
+MAX_RETRY_S = 2.0
 
 
 @dataclass
@@ -41,18 +44,6 @@ class _Batch:
 
     sent: asyncio.Future[bool]
     payloads: list[bytes] = field(default_factory=list)
-
-
-#: KEYS: the stream, the live channel; ARGV: the stream's approximate max length, then one event
-#: JSON per event. XADD then PUBLISH for each, in order; returns how many.
-PUBLISH_SCRIPT = """
-local maxlen = ARGV[1]
-for i = 2, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i])
-  redis.call('PUBLISH', KEYS[2], ARGV[i])
-end
-return #ARGV - 1
-"""
 
 
 class LevelPublisher:
@@ -71,20 +62,23 @@ class LevelPublisher:
         flush_interval_s: float,
     ) -> None:
         self.service = service
-        self._redis = redis_async
-        self._redis_sync = redis_sync
-        self._spool = spool
+        self._outbox = spool.outbox
         self._metrics = metrics
-        self._stream = stream
-        self._maxlen = stream_maxlen
-        self._channel = live_channel(service)
-        self._flush_interval_s = flush_interval_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        target = StreamTarget(stream, live_channel(service), stream_maxlen)
+        self._writer = StreamWriter(redis_async, target)
         self._collecting: _Batch | None = None  # the batch that events published now join
-        self._script = redis_async.register_script(PUBLISH_SCRIPT)
-        self._script_sync = redis_sync.register_script(PUBLISH_SCRIPT)
         self._sending: set[asyncio.Task[None]] = set()
+        self._drainer = OutboxPublisher(
+            spool.outbox,
+            self._writer,
+            name=f"{service} level events",
+            interval_s=flush_interval_s,
+            retry_s=(flush_interval_s, max(flush_interval_s, MAX_RETRY_S)),
+            sync_writer=SyncStreamWriter(redis_sync, target),
+            on_sent=self._flushed,
+            on_failure=lambda _exc: metrics.publish_failures.labels(service).inc(),
+            after_attempt=self._report_depth,
+        )
 
     async def publish(self, event: LevelEvent) -> str:
         """Send one event; returns ``published`` or ``queued``. Never raises for Redis trouble."""
@@ -92,7 +86,7 @@ class LevelPublisher:
         batch = self._collecting
         # The outbox is looked at when a batch opens: the events joining it were published
         # in the same moment.
-        if batch is None and not self._spool.outbox_pending():
+        if batch is None and not self._outbox.pending():
             # Sent once the requests that are running now have published too.
             loop = asyncio.get_running_loop()
             batch = self._collecting = _Batch(loop.create_future())
@@ -102,9 +96,9 @@ class LevelPublisher:
             # Shielded: a client that goes away must not cancel the others' round trip.
             if await asyncio.shield(batch.sent):
                 return "published"
-        await asyncio.to_thread(self._spool.outbox_append, payload)
+        await asyncio.to_thread(self._outbox.append, payload)
         self._metrics.level_events.labels(self.service, "queued").inc()
-        self._wake.set()
+        self._drainer.wake()
         return "queued"
 
     def _send_collected(self, batch: _Batch) -> None:
@@ -116,9 +110,7 @@ class LevelPublisher:
     async def _send(self, batch: _Batch) -> None:
         """One script call for the batch; its waiters learn whether it went (else they queue)."""
         try:
-            await self._script(
-                keys=[self._stream, self._channel], args=[self._maxlen, *batch.payloads]
-            )
+            await self._writer.write(batch.payloads)
         except REDIS_ERRORS as exc:
             self._metrics.publish_failures.labels(self.service).inc()
             log.warning("%d level events queued locally: redis: %s", len(batch.payloads), exc)
@@ -132,45 +124,23 @@ class LevelPublisher:
             self._metrics.level_events.labels(self.service, "published").inc(len(batch.payloads))
             batch.sent.set_result(True)
 
-    def _send_batch(self, payloads: Sequence[bytes]) -> None:
-        self._script_sync(keys=[self._stream, self._channel], args=[self._maxlen, *payloads])
+    def _flushed(self, sent: int) -> None:
+        self._metrics.level_events.labels(self.service, "flushed").inc(sent)
+        log.info("flushed %d queued level events to redis", sent)
+
+    def _report_depth(self) -> None:
+        self._metrics.outbox_depth.labels(self.service).set(self._outbox.depth())
 
     def flush_now(self) -> int:
         """Drain the outbox synchronously (raises on Redis errors); returns events sent."""
-        sent = self._spool.outbox_drain(self._send_batch)
-        if sent:
-            self._metrics.level_events.labels(self.service, "flushed").inc(sent)
-            log.info("flushed %d queued level events to redis", sent)
-        return sent
-
-    async def _flush_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
-            self._wake.clear()
-            if not self._spool.outbox_pending():
-                continue
-            try:
-                await asyncio.to_thread(self.flush_now)
-            except REDIS_ERRORS as exc:
-                self._metrics.publish_failures.labels(self.service).inc()
-                log.debug("outbox flush postponed: redis: %s", exc)
-            except Exception:
-                log.exception("outbox flush failed")
-            depth = await asyncio.to_thread(self._spool.outbox_depth)
-            self._metrics.outbox_depth.labels(self.service).set(depth)
+        return self._drainer.drain_blocking()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+        """Drain the outbox in the background (when woken, or every ``flush_interval_s``)."""
+        self._drainer.start()
 
     async def stop(self) -> None:
         if self._sending:  # round trips under way: their requests are waiting for them
             await asyncio.wait(list(self._sending), timeout=5)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         # Last chance to hand queued events over; what cannot go stays in the outbox on disk.
-        if self._spool.outbox_pending():
-            with contextlib.suppress(*REDIS_ERRORS):
-                await asyncio.to_thread(self.flush_now)
+        await self._drainer.stop()

@@ -1,9 +1,9 @@
-"""The prediction log and observed truth (design.md section 2), with SQLAlchemy.
+"""The prediction log (design.md section 2): every prediction served, stored for history and
+audit, and the forecast points that observed truth is later matched with (:mod:`.feedback`).
 
 Predictions are queued in memory by the request and written by one background thread in
-batches, so no request waits on the database. Each prediction may carry *forecast points* (a
-target, a horizon and the time it is about); observed values sent to ``POST /v1/feedback`` are
-matched to those points, stored next to them, and turned into live error metrics.
+batches, so no request waits on the database. The tables are :mod:`.prediction_tables`, created
+and changed by the migrations of :mod:`.prediction_migrations` (:func:`ensure_schema`).
 
 SQLite (one file per service under ``var/``) is the default; PostgreSQL works with the same code
 (``VIGIE_DATABASE_URL=postgresql+psycopg://...``).
@@ -19,90 +19,29 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from vigie.contract.errors import ServiceUnavailable
-from vigie.io.sqlite import enable_wal
+from vigie.io.db import make_engine, upgrade
+from vigie.io.db.engine import json_text
+from vigie.io.prediction_migrations import MIGRATIONS
+from vigie.io.prediction_tables import PredictionRow, utc_naive
 from vigie.obs.metrics import ServiceMetrics
 
+__all__ = [
+    "ForecastPoint",
+    "PredictionLog",
+    "PredictionRecord",
+    "ensure_schema",
+    "make_engine",
+]
+
 log = logging.getLogger(__name__)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-def utc_naive(ts: datetime) -> datetime:
-    """Stored times are naive UTC: identical comparisons on SQLite and PostgreSQL."""
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-class PredictionRow(Base):
-    __tablename__ = "predictions"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    prediction_id: Mapped[str] = mapped_column(String(36), unique=True)
-    service: Mapped[str] = mapped_column(String(64))
-    asset_id: Mapped[str] = mapped_column(String(64))
-    timestamp: Mapped[datetime] = mapped_column(DateTime)
-    request_id: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(80))
-    level: Mapped[str] = mapped_column(String(16))
-    measurement: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prediction: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    __table_args__ = (Index("ix_predictions_asset_time", "service", "asset_id", "timestamp"),)
-
-
-class ForecastPointRow(Base):
-    __tablename__ = "forecast_points"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.prediction_id"))
-    service: Mapped[str] = mapped_column(String(64))
-    asset_id: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(String(64))
-    horizon: Mapped[str] = mapped_column(String(16))
-    target_time: Mapped[datetime] = mapped_column(DateTime)
-    predicted: Mapped[float] = mapped_column(Float)
-    observed: Mapped[float | None] = mapped_column(Float, nullable=True)
-    abs_error: Mapped[float | None] = mapped_column(Float, nullable=True)
-    observed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    __table_args__ = (Index("ix_points_match", "service", "asset_id", "target", "target_time"),)
-
-
-class ObservationRow(Base):
-    __tablename__ = "observations"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    service: Mapped[str] = mapped_column(String(64))
-    asset_id: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(String(64))
-    timestamp: Mapped[datetime] = mapped_column(DateTime)
-    value: Mapped[float] = mapped_column(Float)
-    received_at: Mapped[datetime] = mapped_column(DateTime)
-    subject: Mapped[str] = mapped_column(String(128))
-    matched: Mapped[int] = mapped_column(Integer)
 
 
 @dataclass(frozen=True)
@@ -126,47 +65,6 @@ class PredictionRecord:
     measurement: dict[str, Any]
     prediction: dict[str, Any]
     points: list[ForecastPoint] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Observation:
-    target: str
-    timestamp: datetime
-    value: float
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    timestamp: datetime
-    target: str
-    matched: int
-    value: float = 0.0
-    # The stored prediction items this observation was matched to (what the service answered).
-    predictions: tuple[dict[str, Any], ...] = ()
-
-
-def _json(value: Any) -> str:
-    # orjson: fast, and it writes datetimes (RFC 3339) and enums that predictions carry.
-    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS).decode()
-
-
-_SQLITE_TIMEOUT_S = 30.0
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"timeout": _SQLITE_TIMEOUT_S}, json_serializer=_json
-        )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            enable_wal(dbapi_conn, _SQLITE_TIMEOUT_S)
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, json_serializer=_json)
 
 
 def _sqlite_stamp(ts: datetime) -> str:
@@ -215,26 +113,14 @@ class _InsertSql:
         )
 
 
-# Any fixed 64-bit number: the PostgreSQL advisory lock the services' schema creation shares.
-_SCHEMA_LOCK_KEY = 0x76696769655F6C67  # "vigie_lg"
-
-
 def ensure_schema(engine: Engine) -> None:
-    """Create missing tables. ``vigie serve`` runs it once before forking workers, so two
-    workers never race to create the same table; on PostgreSQL several services sharing one
-    database (compose, Kubernetes) may start together, so they take turns under a lock."""
-    for attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-                Base.metadata.create_all(conn)
-            return
-        except OperationalError as exc:
-            # SQLite has no such lock: a table another process created since our check is
-            # found by the next pass.
-            if "already exists" not in str(exc) or attempt == 2:
-                raise
+    """Upgrade the prediction log's database to the latest revision (a no-op when it is there).
+
+    ``vigie serve`` runs it once before forking workers (:mod:`vigie.ops.prepare`); every
+    :class:`PredictionLog` runs it again, which then costs one read of the version table.
+    Services starting together on one database take turns under the runner's lock; a database
+    created before migrations is adopted, its rows kept (:func:`vigie.io.db.upgrade`)."""
+    upgrade(engine.url, MIGRATIONS)
 
 
 class PredictionLog:
@@ -330,8 +216,8 @@ class PredictionLog:
                         r.request_id,
                         r.model_version,
                         r.level,
-                        _json(r.measurement),
-                        _json(r.prediction),
+                        json_text(r.measurement),
+                        json_text(r.prediction),
                         stamp(now),
                     )
                     for r in batch
@@ -414,109 +300,3 @@ class PredictionLog:
                 }
                 for r in session.scalars(q)
             ]
-
-    # -- observed truth ---------------------------------------------------------------------
-    def record_observations(
-        self, asset_id: str, observations: list[Observation], subject: str
-    ) -> list[MatchResult]:
-        """Store observations, attach them to the forecasts about their time, update metrics."""
-        self.flush()  # match against every prediction made so far, not only the written ones
-        now = datetime.now(UTC).replace(tzinfo=None)
-        results: list[MatchResult] = []
-        touched: set[str] = set()
-        m = self._metrics
-        with self.engine.begin() as conn:
-            for obs in observations:
-                ts = utc_naive(obs.timestamp)
-                match = (
-                    ForecastPointRow.service == self.service,
-                    ForecastPointRow.asset_id == asset_id,
-                    ForecastPointRow.target == obs.target,
-                    ForecastPointRow.target_time == ts,
-                )
-                rows = conn.execute(
-                    select(
-                        ForecastPointRow.id,
-                        ForecastPointRow.horizon,
-                        ForecastPointRow.predicted,
-                        PredictionRow.prediction,
-                    )
-                    .join(
-                        PredictionRow,
-                        PredictionRow.prediction_id == ForecastPointRow.prediction_id,
-                    )
-                    .where(*match)
-                ).all()
-                for point_id, horizon, predicted, _prediction in rows:
-                    err = abs(obs.value - predicted)
-                    conn.execute(
-                        update(ForecastPointRow)
-                        .where(ForecastPointRow.id == point_id)
-                        .values(observed=obs.value, abs_error=err, observed_at=now)
-                    )
-                    m.feedback_observations.labels(self.service, asset_id, horizon).inc()
-                    m.feedback_abs_error.labels(self.service, asset_id, horizon).inc(err)
-                    touched.add(horizon)
-                conn.execute(
-                    insert(ObservationRow),
-                    [
-                        {
-                            "service": self.service,
-                            "asset_id": asset_id,
-                            "target": obs.target,
-                            "timestamp": ts,
-                            "value": obs.value,
-                            "received_at": now,
-                            "subject": subject,
-                            "matched": len(rows),
-                        }
-                    ],
-                )
-                results.append(
-                    MatchResult(
-                        obs.timestamp, obs.target, len(rows), obs.value,
-                        tuple(r[3] for r in rows),
-                    )
-                )  # fmt: skip
-            for horizon in touched:
-                mae = self._recent_mae(conn, asset_id, horizon)
-                if mae is not None:
-                    m.live_mae.labels(self.service, asset_id, horizon).set(mae)
-        return results
-
-    def _recent_mae(
-        self, conn: Any, asset_id: str, horizon: str, window: int = 1000
-    ) -> float | None:
-        recent = (
-            select(ForecastPointRow.abs_error)
-            .where(
-                ForecastPointRow.service == self.service,
-                ForecastPointRow.asset_id == asset_id,
-                ForecastPointRow.horizon == horizon,
-                ForecastPointRow.abs_error.is_not(None),
-            )
-            .order_by(ForecastPointRow.target_time.desc())
-            .limit(window)
-            .subquery()
-        )
-        value = conn.execute(select(func.avg(recent.c.abs_error))).scalar()
-        return None if value is None else float(value)
-
-    def live_mae(self, asset_id: str) -> dict[str, float]:
-        """MAE per horizon over the most recent observed forecasts of an asset."""
-        with self.engine.connect() as conn:
-            horizons = conn.execute(
-                select(ForecastPointRow.horizon)
-                .where(
-                    ForecastPointRow.service == self.service,
-                    ForecastPointRow.asset_id == asset_id,
-                    ForecastPointRow.abs_error.is_not(None),
-                )
-                .distinct()
-            ).scalars()
-            out = {}
-            for h in horizons:
-                mae = self._recent_mae(conn, asset_id, h)
-                if mae is not None:
-                    out[h] = mae
-            return out

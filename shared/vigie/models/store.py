@@ -1,42 +1,35 @@
-"""Versioned model artifacts and their cards (design.md section 6).
+"""Versioned model artifacts (design.md section 6): publishing them, loading the one in service.
 
-Layout: ``<models dir>/<service>/<version>/model.joblib`` + ``card.json``, and
-``<models dir>/<service>/current`` naming the version in service.
+Layout: ``<models dir>/<service>/<version>/model.joblib`` + ``card.json``
+(:mod:`vigie.models.card`), and ``<models dir>/<service>/current`` naming the version in service.
 
 A joblib file is code (unpickling runs it), so :meth:`ModelStore.load_current` hashes the artifact
 *before* unpickling and refuses it unless the sha256 matches the one recorded in its card.
 
-Compiled form (:mod:`vigie.models.compiled`)
--------------------------------------
-A model may also have ONNX files next to its artifact, built at training time from its inner
-estimators: ``model.onnx`` (one part) or ``model.<part>.onnx`` (several, e.g. per horizon). The
-card lists them under ``compiled`` (:class:`Compiled`): per part the file, its sha256 and size,
-the largest difference from the joblib estimator measured at training and the tolerance, or why
-the part was not published. A card without ``compiled`` (older models) still loads: the service
-uses the joblib model.
-
 Serving artifact
 ----------------
-When every part is compiled, ``publish`` also writes ``serving.joblib``: the model with a
-:class:`~vigie.models.compiled.CompiledSlot` in place of each compiled estimator (listed in the card as
-``compiled.serving`` with its sha256). The runtime loads it (``load_current(lean=True)``) and
-fills the slots with the ONNX Runtime predictors: a worker then holds neither the estimators'
-arrays nor, when the service's modules import it lazily, scikit-learn itself (~150 MB of RSS per
-worker). Everything else (``vigie evaluate``, the bench's reference) loads the joblib model.
+When every part of a model is compiled (the card's ``compiled`` section, see
+:mod:`vigie.models.card`), ``publish`` also writes ``serving.joblib``: the model with a
+:class:`~vigie.models.compiled.CompiledSlot` in place of each compiled estimator (listed in the
+card as ``compiled.serving`` with its sha256; :mod:`vigie.models.compile.bundle` writes it).
+The runtime loads it (``load_current(lean=True)``) and fills the slots with the ONNX Runtime
+predictors: a worker then holds neither the estimators' arrays nor, when the service's modules
+import it lazily, scikit-learn itself (~150 MB of RSS per worker), nor any converter. Everything
+else (``vigie evaluate``, the bench's reference) loads the joblib model.
 
 Loading verifies each listed file like the artifact, before anything is unpickled. **A mismatch
 (or a listed file that is missing) refuses the whole model** (:class:`ModelIntegrityError`, so
 readyz answers 503 and the log says which file and both hashes): the files in the version folder
 are not the ones the card vouches for, i.e. a tampered deployment, and serving the joblib model
 would hide it. Whatever else prevents the compiled form (not in the card, refused at training,
-``onnxruntime`` not installed, a session that cannot be built) falls back to the joblib model
-with ONE log line at load time saying why; :attr:`LoadedModel.compiled` then lacks those parts.
+``onnxruntime`` not installed, a session that cannot be built: :mod:`vigie.models.predictors`)
+falls back to the joblib model with ONE log line at load time saying why;
+:attr:`LoadedModel.compiled` then lacks those parts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -50,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from pydantic import BaseModel, ConfigDict
 
-from vigie.models.compiled import PRECISION, CompiledBundle, CompiledPredictor, CompiledSlot
+from vigie.models.card import ModelCard
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.predictors import NO_COMPILED_FORM, compiled_predictors
 
 log = logging.getLogger(__name__)
 
@@ -68,84 +62,6 @@ class ModelLoadError(Exception):
 
 class ModelIntegrityError(ModelLoadError):
     """The artifact's bytes are not the ones its card vouches for."""
-
-
-class Feature(BaseModel):
-    name: str
-    unit: str
-
-
-class DataFile(BaseModel):
-    path: str
-    sha256: str
-    rows: int
-    time_range: dict[str, str] | None = None
-
-
-class Artifact(BaseModel):
-    file: str
-    sha256: str
-    bytes: int
-
-
-class CompiledPart(BaseModel):
-    """One compiled inner estimator (see :mod:`vigie.models.compiled`); ``file`` is None when the part
-    was not published (``reason`` says why) and the joblib estimator serves it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    method: str  # predict / predict_proba / score_samples
-    estimator: str  # class name of the estimator it was compiled from
-    n_features: int
-    file: str | None = None
-    sha256: str | None = None
-    bytes: int | None = None
-    max_abs_diff: dict[str, float] | None = None  # per output, on the check rows
-    tolerance: float
-    unit: str = ""
-    rows_checked: int
-    convert_s: float = 0.0
-    input_dtype: str | None = None  # what the graph reads: float32 or float64
-    reason: str | None = None
-
-
-class Compiled(BaseModel):
-    """The card's ``compiled`` section."""
-
-    model_config = ConfigDict(extra="allow")
-
-    runtime: str = "onnxruntime"
-    precision: str = "float32"
-    libraries: dict[str, str] = {}
-    build_time_s: float = 0.0
-    parts: list[CompiledPart]
-    # The model with slots for its compiled parts, when all are (see the module docstring).
-    serving: Artifact | None = None
-
-
-class ModelCard(BaseModel):
-    """What a model is, what it was trained on and how good it was; extra keys are allowed."""
-
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-    service: str
-    version: str
-    created_at: str
-    libraries: dict[str, str]
-    training_data: list[DataFile]
-    features: list[Feature]
-    targets: list[Feature]
-    metrics: dict[str, Any]
-    thresholds: dict[str, Any]
-    hyperparameters: dict[str, Any] = {}
-    validation: dict[str, Any] = {}
-    training_time_s: float
-    artifact: Artifact
-    compiled: Compiled | None = None  # absent from cards written before compiled inference
-
-
-NO_COMPILED_FORM = "no compiled form in the card"
 
 
 @dataclass(frozen=True)
@@ -165,8 +81,9 @@ class LoadedModel:
 
     def serving(self) -> LoadedModel:
         """A copy whose ``model`` has the compiled parts in place of the estimators they were
-        built from (the model's ``with_compiled`` hook, see :class:`vigie.models.compiled.Compilable`);
-        itself when nothing is compiled or the model has no hook. What services serve with."""
+        built from (the model's ``with_compiled`` hook, see
+        :class:`vigie.models.compiled.Compilable`); itself when nothing is compiled or the model
+        has no hook. What services serve with."""
         hook = getattr(self.model, "with_compiled", None)
         if not self.compiled or hook is None:
             return self
@@ -267,7 +184,7 @@ class ModelStore:
         predictors: dict[str, CompiledPredictor] = {}
         status = "compiled form not loaded (compiled=False)"
         if compiled:
-            predictors, status, complete = self._compiled_predictors(card, files)
+            predictors, status, complete = compiled_predictors(card, files)
             (log.info if complete else log.warning)("%s %s: %s", service, version, status)
         return LoadedModel(
             card=card, model=model, path=path, compiled=predictors, compiled_status=status
@@ -294,7 +211,7 @@ class ModelStore:
                 f"(retrain with `vigie train {service}` or restore the file)"
             )
         files = self._verify_compiled(service, folder, card)
-        predictors, status, complete = self._compiled_predictors(card, files)
+        predictors, status, complete = compiled_predictors(card, files)
         if not complete:
             log.warning("%s %s: serving artifact not used: %s", service, card.version, status)
             return None
@@ -332,47 +249,6 @@ class ModelStore:
             out[part.name] = data
         return out
 
-    @staticmethod
-    def _compiled_predictors(
-        card: ModelCard, files: dict[str, bytes]
-    ) -> tuple[dict[str, CompiledPredictor], str, bool]:
-        """ONNX Runtime predictors of the verified files; the load-time log line (what serves,
-        and why the joblib estimator serves a part); whether every part is compiled."""
-        if card.compiled is None or not card.compiled.parts:
-            return {}, f"predictions use the joblib model: {NO_COMPILED_FORM}", False
-        parts = card.compiled.parts
-        why: dict[str, str] = {
-            p.name: f"refused at training: {p.reason}" for p in parts if not p.file
-        }
-        if files and importlib.util.find_spec("onnxruntime") is None:
-            why.update(dict.fromkeys(files, "onnxruntime not installed"))
-            files = {}
-        predictors: dict[str, CompiledPredictor] = {}
-        for part in parts:
-            if part.name in files:
-                try:
-                    predictors[part.name] = CompiledPredictor(
-                        part.name, files[part.name], part.method, part.n_features
-                    )
-                except Exception as exc:  # an onnxruntime that cannot run it: joblib serves
-                    why[part.name] = f"onnxruntime cannot load {part.file}: {exc}"
-        fallback = "; ".join(f"{name}: {reason}" for name, reason in why.items())
-        if not predictors:
-            return {}, f"predictions use the joblib model ({fallback})", False
-        used = ", ".join(
-            f"{p.name} ({p.file}, {p.input_dtype or 'float32'} input, max |diff| "
-            f"{max((p.max_abs_diff or {'': 0.0}).values()):.2g} <= {p.tolerance:g})"
-            for p in parts
-            if p.name in predictors
-        )
-        status = (
-            f"predictions use the compiled form (ONNX Runtime, one thread, sha256 verified) "
-            f"for {used}"
-        )
-        if why:
-            status += f"; the joblib estimator for {fallback}"
-        return predictors, status, not why
-
     def publish(
         self,
         service: str,
@@ -385,9 +261,12 @@ class ModelStore:
 
         ``card_fields`` holds everything the card needs except what this method fills in:
         service, version, created_at, libraries and artifact. Its ``compiled`` key, when it
-        holds a :class:`~vigie.models.compiled.CompiledBundle`, is written as the ONNX files of the
+        holds a :class:`~vigie.models.compile.CompiledBundle`, is written as the ONNX files of the
         parts it publishes plus the card's ``compiled`` section (with their sha256).
         """
+        # Training only: a serving worker, which never publishes, imports no converter.
+        from vigie.models.compile.bundle import CompiledBundle, write_compiled, write_serving
+
         card_fields = dict(card_fields)
         bundle = card_fields.pop("compiled", None)
         if bundle is not None and not isinstance(bundle, CompiledBundle):
@@ -399,9 +278,9 @@ class ModelStore:
             artifact = staging / ARTIFACT
             joblib.dump(model, artifact, compress=3)
             sha = sha256_file(artifact)
-            compiled = _write_compiled(staging, bundle) if bundle is not None else None
+            compiled = write_compiled(staging, bundle) if bundle is not None else None
             if compiled is not None:
-                compiled["serving"] = _write_serving(staging, model, compiled)
+                compiled["serving"] = write_serving(staging / SERVING_ARTIFACT, model, compiled)
             now = now or datetime.now(UTC)
             version = f"{now:%Y-%m-%dT%H-%M-%SZ}-{sha[:6]}"
             card = ModelCard.model_validate(
@@ -438,51 +317,3 @@ class ModelStore:
         tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)  # atomic: a loader sees the old or the new version, never half
-
-
-def _write_serving(folder: Path, model: Any, compiled: dict[str, Any]) -> dict[str, Any] | None:
-    """Write the serving artifact (see the module docstring) when every part is compiled and
-    the model has the ``with_compiled`` hook; its card entry, or None."""
-    hook = getattr(model, "with_compiled", None)
-    parts = compiled["parts"]
-    if hook is None or not parts or any(p["file"] is None for p in parts):
-        return None
-    path = folder / SERVING_ARTIFACT
-    joblib.dump(hook({p["name"]: CompiledSlot(p["name"]) for p in parts}), path, compress=3)
-    return {"file": SERVING_ARTIFACT, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-
-
-def _write_compiled(folder: Path, bundle: CompiledBundle) -> dict[str, Any]:
-    """Write the published parts' ONNX files into ``folder``; the card's ``compiled`` section."""
-    parts = []
-    for part in bundle.parts:
-        entry: dict[str, Any] = {
-            "name": part.name,
-            "method": part.method,
-            "estimator": part.estimator,
-            "n_features": part.n_features,
-            "file": None,
-            "sha256": None,
-            "bytes": None,
-            "max_abs_diff": part.max_abs_diff,
-            "tolerance": part.tolerance,
-            "unit": part.unit,
-            "rows_checked": part.rows_checked,
-            "convert_s": part.convert_s,
-            "input_dtype": part.input_dtype,
-            "reason": part.reason,
-        }
-        if part.onnx is not None:
-            name = bundle.file_name(part.name)
-            (folder / name).write_bytes(part.onnx)
-            entry.update(
-                file=name, sha256=hashlib.sha256(part.onnx).hexdigest(), bytes=len(part.onnx)
-            )
-        parts.append(entry)
-    return {
-        "runtime": "onnxruntime",
-        "precision": PRECISION,
-        "libraries": bundle.libraries,
-        "build_time_s": bundle.build_time_s,
-        "parts": parts,
-    }

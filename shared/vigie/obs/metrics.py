@@ -99,18 +99,21 @@ class ServiceMetrics:
             "vigie_prediction_log_errors_total", "Failed prediction-log batch writes",
             ["service"], registry=r,
         )  # fmt: skip
+        # Live skill, per target and horizon only: an asset id is client input, unbounded as a
+        # label (every new asset a new series). Per asset, POST /v1/feedback answers live_mae.
         self.feedback_observations = Counter(
-            "vigie_feedback_observations_total", "Observed values matched to a prediction",
-            ["service", "asset", "horizon"], registry=r,
+            "vigie_feedback_observations_total", "Observed values matched to a forecast",
+            ["service", "target", "horizon"], registry=r,
         )  # fmt: skip
         self.feedback_abs_error = Counter(
             "vigie_feedback_abs_error",
             "Sum of |observed - predicted|; MAE = this / vigie_feedback_observations_total",
-            ["service", "asset", "horizon"], registry=r,
+            ["service", "target", "horizon"], registry=r,
         )  # fmt: skip
         self.live_mae = Gauge(
-            "vigie_live_mae", "MAE of stored predictions against observed values (recent window)",
-            ["service", "asset", "horizon"], registry=r, multiprocess_mode="mostrecent",
+            "vigie_live_mae",
+            "MAE of the most recent observed forecasts (every asset's; window of 1000)",
+            ["service", "target", "horizon"], registry=r, multiprocess_mode="mostrecent",
         )  # fmt: skip
 
     def exposition(self) -> bytes:

@@ -1,7 +1,14 @@
-"""The ``vigie`` command (design.md section 7)."""
+"""The ``vigie`` command (design.md section 7).
+
+Which pieces there are, their ports, apps and preparation come from the registry of pieces
+(:mod:`vigie.ops.registry`, as :func:`~vigie.ops.cli_pieces.registry_of` gives it); the
+command groups pieces bring (``vigie clients``: auth's) are added by
+:class:`~vigie.ops.cli_pieces.PiecesGroup`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,37 +19,54 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vigie.auth.cli import clients_app, keys_app, token_app
+from vigie.auth.cli import keys_app, token_app
 from vigie.contract.errors import ConfigError
 from vigie.models.store import ModelLoadError, ModelStore
-from vigie.ops.fleet import PORTS, SINGLE_WORKER, app_spec
+from vigie.models.training import run_training
+from vigie.ops.cli_pieces import PiecesGroup, piece_name, registry_of, service_name
+from vigie.ops.db_cli import db_app
 from vigie.ops.fleet_cli import fleet_app
+from vigie.ops.registry import Kind, Piece, UnknownPiece
 from vigie.settings import VigieSettings
 
 app = typer.Typer(
+    cls=PiecesGroup,
     help="Vigie: prediction services for people who run physical systems.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
-app.add_typer(clients_app, name="clients")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(db_app, name="db")
 models_app = typer.Typer(help="Inspect the models in service.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 err = Console(stderr=True, soft_wrap=True)  # never break a path or a version across lines
 
-ServiceArg = Annotated[str, typer.Argument(help="service name, e.g. transformer-temperature")]
+ServiceArg = Annotated[
+    str,
+    typer.Argument(
+        callback=service_name,
+        metavar="SERVICE",
+        help="prediction service, e.g. transformer-temperature (`vigie pieces` lists them)",
+    ),
+]
+PieceArg = Annotated[
+    str,
+    typer.Argument(
+        callback=piece_name,
+        metavar="PIECE",
+        help="piece of the fleet: auth, alerting or a prediction service (`vigie pieces`)",
+    ),
+]
 
 
-def _service(name: str, settings: VigieSettings):  # type: ignore[no-untyped-def]
-    from vigie_services import load_service
-
+def _service(ctx: typer.Context, name: str, settings: VigieSettings):  # type: ignore[no-untyped-def]
     try:
-        return load_service(name)(settings)
-    except KeyError as exc:
-        raise typer.BadParameter(str(exc.args[0])) from None
+        return registry_of(ctx).service_class(name)(settings)
+    except UnknownPiece as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _settings() -> VigieSettings:
@@ -55,6 +79,7 @@ def _settings() -> VigieSettings:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     service: ServiceArg,
     data_dir: Annotated[
         Path | None, typer.Option(help="data directory (default VIGIE_DATA_DIR)")
@@ -62,7 +87,7 @@ def train(
 ) -> None:
     """Train SERVICE from the data directory, write a new version and make it current."""
     settings = _settings()
-    svc = _service(service, settings)
+    svc = _service(ctx, service, settings)
     source = data_dir or settings.data_dir
     with err.status(f"training {service} from {source}") as status:
 
@@ -71,7 +96,7 @@ def train(
             err.log(message)
 
         try:
-            trained = svc.train(source, progress)
+            trained = run_training(svc, source, progress)
         except FileNotFoundError as exc:
             err.print(f"[red]{exc}[/red] (set VIGIE_DATA_DIR or --data-dir)")
             raise typer.Exit(1) from None
@@ -87,13 +112,14 @@ def train(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     service: ServiceArg,
     data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="CSV to score")],
     asset: Annotated[str | None, typer.Option(help="asset the CSV belongs to")] = None,
 ) -> None:
     """Score the current model of SERVICE on a CSV; print one JSON object of metrics."""
     settings = _settings()
-    svc = _service(service, settings)
+    svc = _service(ctx, service, settings)
     try:
         loaded = ModelStore(settings.models_dir).load_current(service)
     except ModelLoadError as exc:
@@ -109,6 +135,7 @@ def evaluate(
 
 @app.command()
 def replay(
+    ctx: typer.Context,
     service: ServiceArg,
     data: Annotated[
         Path, typer.Option(exists=True, dir_okay=False, help="CSV shaped like the training file")
@@ -161,7 +188,7 @@ def replay(
     from vigie.client import replay as rp
 
     settings = _settings()
-    svc = _service(service, settings)
+    svc = _service(ctx, service, settings)
     try:
         credentials = rp.load_credentials(
             client_id, client_secret, settings.resolved_keys_dir, rp.scope_for(service)
@@ -190,66 +217,61 @@ def replay(
     raise typer.Exit(0 if summary.ok else 1)
 
 
-def _prepare(service: str, settings: VigieSettings) -> None:
-    """Check the configuration and create missing tables once, before gunicorn forks: bad
-    settings fail here with the reason, and workers never race to create a table."""
-    if service == "auth":
-        from vigie_services.auth.clients import ClientStore
-
-        store = ClientStore.from_settings(settings)
-        store.create_schema()
-        store.close()
-        return
-    if service == "alerting":
-        from vigie_services.alerting.app import create_app as create_alerting
-        from vigie_services.alerting.db import migrate
-        from vigie_services.alerting.settings import AlertingSettings
-
-        alerting = AlertingSettings()
-        create_alerting(alerting)
-        migrate(alerting.database_url_for(service))
-        return
-    from vigie.io.outbox import Spool, spool_path
-    from vigie.io.prediction_log import ensure_schema, make_engine
-    from vigie.serve.app import create_app
-
-    create_app(_service(service, settings), settings)
-    engine = make_engine(settings.database_url_for(service))
-    ensure_schema(engine)
-    engine.dispose()
-    # The workers' shared outbox, made (and switched to WAL) once before they fork.
-    Spool(spool_path(settings, service))
+def gunicorn_argv(piece: Piece, host: str, port: int | None, workers: int) -> list[str]:
+    """The gunicorn command ``vigie serve`` runs for ``piece``: its app, on ``port`` (default:
+    its design.md port), with ``workers`` uvicorn workers unless its policy says one."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "-c", "python:vigie.serve.gunicorn_conf",
+        "--workers", str(piece.workers_for(workers)),
+        "--bind", f"{host}:{port or piece.port}",
+        "--name", f"vigie-{piece.name}",
+        piece.app,
+    ]  # fmt: skip
 
 
 @app.command()
 def serve(
-    service: ServiceArg,
+    ctx: typer.Context,
+    piece: PieceArg,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="default: the design.md port")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, envvar="VIGIE_WORKERS")] = 2,
 ) -> None:
-    """Run SERVICE (or `auth`) under gunicorn with uvicorn workers."""
-    if service not in PORTS:
-        raise typer.BadParameter(f"unknown service {service!r}; known: {', '.join(PORTS)}")
+    """Run PIECE under gunicorn with uvicorn workers, once its preparation passed (settings
+    checked, missing tables created) before gunicorn forks."""
+    registry = registry_of(ctx)
     settings = _settings()
     try:
-        _prepare(service, settings)
+        registry.prepare(piece, settings)
     except ConfigError as exc:
-        err.print(f"[red]cannot start {service}:[/red] {exc}")
+        err.print(f"[red]cannot start {piece}:[/red] {exc}")
         raise typer.Exit(2) from None
-    metrics_dir = settings.var_dir / "prometheus" / service
+    metrics_dir = settings.var_dir / "prometheus" / piece
     shutil.rmtree(metrics_dir, ignore_errors=True)  # stale files would skew counters
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    argv = [
-        sys.executable, "-m", "gunicorn",
-        "-c", "python:vigie.serve.gunicorn_conf",
-        "--workers", str(1 if service in SINGLE_WORKER else workers),
-        "--bind", f"{host}:{port or PORTS[service]}",
-        "--name", f"vigie-{service}",
-        app_spec(service),
-    ]  # fmt: skip
+    argv = gunicorn_argv(registry.get(piece), host, port, workers)
     os.execv(sys.executable, argv)  # noqa: S606 (gunicorn replaces this process)
+
+
+@app.command("pieces")
+def pieces(
+    ctx: typer.Context,
+    kind: Annotated[
+        Kind | None, typer.Option(help="only the pieces of this kind (default: all)")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="every declaration, as one JSON list on stdout")
+    ] = False,
+) -> None:
+    """List the pieces of the fleet (one name a line, in start order), from the registry."""
+    chosen = [p for p in registry_of(ctx) if kind is None or p.kind is kind]
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(p) for p in chosen]))
+        return
+    for piece in chosen:
+        typer.echo(piece.name)
 
 
 @models_app.command("show")

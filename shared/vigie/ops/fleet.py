@@ -1,49 +1,57 @@
-"""The pieces of the fleet, their local ports (design.md section 1) and the fleet's settings."""
+"""The fleet's settings on one machine: which pieces run, on which ports, behind which gateway.
+
+The pieces themselves, their design.md ports and prefixes come from the registry
+(:mod:`vigie.ops.registry`); :class:`FleetSettings` moves and picks them.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PORTS: dict[str, int] = {
-    "auth": 8090,
-    "alerting": 8100,
-    "solar-flare": 8101,
-    "gamma-classifier": 8102,
-    "transformer-temperature": 8103,
-    "turbine-nox": 8104,
-    "energy-anomaly": 8105,
-}
-PREDICTION_PIECES: tuple[str, ...] = tuple(p for p in PORTS if p not in ("auth", "alerting"))
-
-# What gunicorn serves for each piece: an app factory call.
-APPS: dict[str, str] = {
-    "auth": "vigie_services.auth.app:create_app()",
-    "alerting": "vigie_services.alerting.app:create_app()",
-}
-
-# Pieces that must run as exactly one worker (alerting's consumer keeps each asset in order).
-SINGLE_WORKER = frozenset({"alerting"})
+from vigie.ops.registry import Registry, load
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+# Derived from the registry (module __getattr__ below) for the callers not yet reading it:
+# PORTS is load().ports, PREDICTION_PIECES load().prediction_names.
+PORTS: dict[str, int]
+PREDICTION_PIECES: tuple[str, ...]
 
-def app_spec(name: str) -> str:
-    """The gunicorn app spec of ``name``: its own factory, or the prediction runtime's."""
-    return APPS.get(name, f'vigie.serve.app:app_for("{name}")')
+
+def __getattr__(name: str) -> Any:
+    if name == "PORTS":
+        return load().ports
+    if name == "PREDICTION_PIECES":
+        return load().prediction_names
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _all_services(data: dict[str, Any]) -> list[str]:
+    registry = data.get("registry")
+    return list((registry if isinstance(registry, Registry) else load()).prediction_names)
 
 
 class FleetSettings(BaseSettings):
     """How `vigie fleet run` lays the fleet out on one machine (environment prefix
     ``VIGIE_FLEET_``). The defaults are design.md's ports; tests move every piece to free ports
-    with ``VIGIE_FLEET_PORTS='{"auth": 18090, ...}'`` and the ``*_PORT`` settings."""
+    with ``VIGIE_FLEET_PORTS='{"auth": 18090, ...}'`` and the ``*_PORT`` settings.
+
+    ``registry`` is not a setting: the pieces this fleet is made of, the installed ones by
+    default (tests pass their own, e.g. with an extra piece)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="VIGIE_FLEET_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="VIGIE_FLEET_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        arbitrary_types_allowed=True,
     )
+
+    registry: Registry = Field(default_factory=load, exclude=True, repr=False)
 
     host: str = Field(default="127.0.0.1", description="address every piece listens on")
     http_port: Port = 8080
@@ -57,9 +65,15 @@ class FleetSettings(BaseSettings):
         description="where the gateway finds a piece when not on `host` (JSON; containers: "
         'their service names, e.g. {"auth": "auth"})',
     )
+    upstream_by_name: bool = Field(
+        default=False,
+        description="the gateway finds each piece not in upstream_hosts at its own name (the "
+        "compose and Kubernetes service names) rather than on `host`",
+    )
     services: list[str] = Field(
-        default_factory=lambda: list(PREDICTION_PIECES),
-        description="prediction services to run (JSON list); auth and alerting always run",
+        default_factory=_all_services,
+        description="prediction services to run (JSON list); the platform pieces (auth, "
+        "alerting) always run",
     )
     # Gateway limits (nginx/nginx.conf.j2).
     client_rate: Annotated[int, Field(ge=1)] = 200
@@ -84,23 +98,34 @@ class FleetSettings(BaseSettings):
     @model_validator(mode="after")
     def _known_pieces(self) -> FleetSettings:
         named = set(self.ports) | set(self.services) | set(self.upstream_hosts)
-        unknown = sorted(named - set(PORTS))
+        unknown = sorted(named - set(self.registry.names))
         if unknown:
-            raise ValueError(f"unknown pieces {unknown}; known: {', '.join(PORTS)}")
-        if set(self.services) & {"auth", "alerting"}:
-            raise ValueError("services lists prediction services; auth and alerting always run")
+            raise ValueError(f"unknown pieces {unknown}; known: {', '.join(self.registry.names)}")
+        platform = sorted(set(self.services) - set(self.registry.prediction_names))
+        if platform:
+            always = " and ".join(p.name for p in self.registry.platform)
+            raise ValueError(
+                f"services lists prediction services, not {platform}; {always} always run"
+            )
         return self
 
     @property
     def pieces(self) -> list[str]:
-        """The gunicorn-served pieces this fleet runs, in start order."""
-        return ["auth", "alerting", *[s for s in PREDICTION_PIECES if s in self.services]]
+        """The gunicorn-served pieces this fleet runs, in start order: every platform piece,
+        then the chosen prediction services, in the registry's order."""
+        return [p.name for p in self.registry if not p.is_prediction or p.name in self.services]
 
     def port(self, piece: str) -> int:
-        return self.ports.get(piece, PORTS[piece])
+        return self.ports.get(piece, self.registry.get(piece).port)
+
+    def prefix(self, piece: str) -> str:
+        """``piece``'s route on the gateway, e.g. ``/turbine-nox/``."""
+        return self.registry.get(piece).prefix
 
     def upstream_host(self, piece: str) -> str:
-        return self.upstream_hosts.get(piece, self.host)
+        if piece in self.upstream_hosts:
+            return self.upstream_hosts[piece]
+        return piece if self.upstream_by_name else self.host
 
     @property
     def redis_url(self) -> str:

@@ -13,17 +13,20 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from vigie.contract.errors import ConfigError
+from vigie.ops.cli_pieces import registry_of
 from vigie.ops.fleet import FleetSettings
+from vigie.ops.registry import RegistryError
 from vigie.settings import VigieSettings
 
 fleet_app = typer.Typer(help="Run the whole fleet (Redis, auth, alerting, services, gateway).")
 _err = Console(stderr=True, soft_wrap=True)
 
 
-def _settings() -> tuple[VigieSettings, FleetSettings]:
+def _settings(ctx: typer.Context) -> tuple[VigieSettings, FleetSettings]:
+    """The settings, and the fleet made of the command's registry of pieces."""
     try:
-        return VigieSettings(), FleetSettings()
-    except ValidationError as exc:
+        return VigieSettings(), FleetSettings(registry=registry_of(ctx))
+    except (ValidationError, RegistryError) as exc:
         _err.print(f"[red]bad configuration:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -34,14 +37,14 @@ def _fleet() -> None:
 
 
 @fleet_app.command("run")
-def fleet_run() -> None:
+def fleet_run(ctx: typer.Context) -> None:
     """Prepare what is missing (keys, certificate, models, dev client, gateway config), start
     every piece under honcho and print the URLs and a token once all answer. Ctrl-C stops all.
 
     Ports and gateway limits come from VIGIE_FLEET_* (see `vigie fleet config --help`)."""
     from vigie.ops.launcher import run
 
-    settings, fleet = _settings()
+    settings, fleet = _settings(ctx)
     try:
         code = run(settings, fleet, _err)
     except ConfigError as exc:
@@ -52,6 +55,7 @@ def fleet_run() -> None:
 
 @fleet_app.command("config")
 def fleet_config(
+    ctx: typer.Context,
     out: Annotated[
         Path | None,
         typer.Option(help="write the config there instead of <var>/nginx/nginx.conf"),
@@ -86,14 +90,15 @@ def fleet_config(
 
     Listen address, ports and limits come from VIGIE_FLEET_* (VIGIE_FLEET_HOST=0.0.0.0 in a
     container); the pieces' host names from VIGIE_FLEET_UPSTREAM_HOSTS, e.g.
-    '{"auth": "auth", "turbine-nox": "turbine-nox"}' (default: VIGIE_FLEET_HOST)."""
+    '{"auth": "auth.internal"}', or each piece's own name with VIGIE_FLEET_UPSTREAM_BY_NAME=true
+    (compose and Kubernetes service names; default: VIGIE_FLEET_HOST)."""
     from vigie.ops.gateway import ACCESS_LOG, check_config, write_config
     from vigie.ops.tls import TlsFiles, ensure_dev_certificate
 
     if (tls_cert is None) != (tls_key is None):
         _err.print("[red]--tls-cert and --tls-key go together[/red]")
         raise typer.Exit(2)
-    settings, fleet = _settings()
+    settings, fleet = _settings(ctx)
     var_dir = settings.var_dir.resolve()
     try:
         if tls_cert is not None and tls_key is not None:

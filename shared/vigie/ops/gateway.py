@@ -5,8 +5,11 @@ JSON access log), so several fleets (tests) can run side by side without touchin
 
 The same template serves containers (the ``gateway`` target of the Dockerfile): there the config is
 rendered at build time with ``vigie fleet config --out ... --tls-cert /run/secrets/gateway.crt
---tls-key /run/secrets/gateway.key --access-log /dev/stdout --no-check``, the pieces' host names
-from ``VIGIE_FLEET_UPSTREAM_HOSTS`` and ``VIGIE_FLEET_HOST=0.0.0.0``.
+--tls-key /run/secrets/gateway.key --access-log /dev/stdout --no-check``, each piece found at its
+own name (``VIGIE_FLEET_UPSTREAM_BY_NAME=true``) and ``VIGIE_FLEET_HOST=0.0.0.0``.
+
+The routes are the fleet's pieces (:attr:`FleetSettings.pieces`, from the registry of pieces):
+each one's gateway prefix goes to its port; the template lists no piece.
 """
 
 from __future__ import annotations
@@ -35,15 +38,21 @@ _NGINX_WORD = re.compile(r"[^\s;{}'\"$#\\]+")
 
 @dataclass(frozen=True)
 class Route:
-    """``/<name>/...`` on the gateway goes to ``http://host:port/...``."""
+    """``<prefix>...`` on the gateway (``/<name>/`` by default) goes to ``http://host:port/...``."""
 
     name: str
     host: str
     port: int
+    prefix: str
 
     @property
     def upstream(self) -> str:
         return "vigie_" + self.name.replace("-", "_")
+
+    @property
+    def forwarded_prefix(self) -> str:
+        """The prefix the piece is told it is mounted under (``X-Forwarded-Prefix``)."""
+        return self.prefix.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class GatewayFiles:
 
 
 def routes(fleet: FleetSettings) -> list[Route]:
-    return [Route(p, fleet.upstream_host(p), fleet.port(p)) for p in fleet.pieces]
+    return [Route(p, fleet.upstream_host(p), fleet.port(p), fleet.prefix(p)) for p in fleet.pieces]
 
 
 def _worker_user() -> str | None:

@@ -3,9 +3,9 @@
 Preparation (idempotent, each step skipped when already done): dev signing keys, the gateway's dev
 certificate, every missing model trained from the data directory, a dev OAuth2 client for
 `vigie replay`, the nginx config (checked with ``nginx -t``). Then honcho runs the ``Procfile``
-(Redis, auth, alerting, the prediction services under gunicorn, nginx) with the ports of
-:class:`~vigie.ops.fleet.FleetSettings`; once every piece answers through the gateway the URLs and a
-token are printed. Ctrl-C (or SIGTERM) stops every process: honcho owns that part.
+(Redis, every piece of the registry under gunicorn, nginx; :mod:`vigie.ops.procfile`) with the
+ports of :class:`~vigie.ops.fleet.FleetSettings`; once every piece answers through the gateway the
+URLs and a token are printed. Ctrl-C (or SIGTERM) stops every process: honcho owns that part.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from vigie.contract.errors import ConfigError
 from vigie.models.store import ModelStore
 from vigie.ops.fleet import FleetSettings
 from vigie.ops.gateway import GatewayFiles, check_config, nginx_binary, write_config
+from vigie.ops.procfile import PROCFILE, port_variable
 from vigie.ops.tls import TlsFiles, ensure_dev_certificate
 from vigie.settings import REPO_ROOT, VigieSettings
 
-PROCFILE = REPO_ROOT / "Procfile"
 DEV_CLIENT = "vigie-dev"
 DEV_CLIENT_FILE = "replay-client.json"  # read by `vigie replay` when no credentials are given
 
@@ -49,9 +49,8 @@ class Prepared:
 
 
 def fleet_scopes(fleet: FleetSettings) -> list[str]:
-    """Every scope the fleet knows: what the dev client and the printed token get."""
-    per_service = [f"{kind}:{s}" for s in fleet.services for kind in ("predict", "feedback")]
-    return [*per_service, "models:admin", "alerts:read", "alerts:ack", "subscribers:admin"]
+    """Every scope the fleet's pieces check: what the dev client and the printed token get."""
+    return list(fleet.registry.scopes(fleet.pieces))
 
 
 def _require_redis() -> None:
@@ -78,11 +77,9 @@ def _train_missing(settings: VigieSettings, fleet: FleetSettings, console: Conso
 def ensure_dev_client(settings: VigieSettings, fleet: FleetSettings) -> Path:
     """A registered client whose credentials sit in ``<keys>/replay-client.json`` (mode 0600),
     so `vigie replay` works out of the box. Dev only: real integrations get their own client."""
-    from vigie_services.auth.clients import ClientStore  # the registry lives with auth
-
     path = settings.resolved_keys_dir / DEV_CLIENT_FILE
     wanted = set(fleet_scopes(fleet))
-    store = ClientStore.from_settings(settings)
+    store = fleet.registry.client_store(settings)  # the piece that keeps clients (auth)
     try:
         store.create_schema()
         if path.is_file():
@@ -131,7 +128,7 @@ def prepare(settings: VigieSettings, fleet: FleetSettings, console: Console) -> 
     env.setdefault("VIGIE_ACCESS_LOG", "false")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each service gets its own from `vigie serve`
     for piece in fleet.pieces:
-        env[f"VIGIE_PORT_{piece.upper().replace('-', '_')}"] = str(fleet.port(piece))
+        env[port_variable(piece)] = str(fleet.port(piece))
     return Prepared(env=env, tls=tls, gateway=gateway, var_dir=var_dir)
 
 
@@ -154,7 +151,7 @@ def wait_ready(fleet: FleetSettings, tls: TlsFiles, stop: threading.Event) -> li
             stop.wait(0.5)
         if pending:
             return sorted(pending)
-        via_gateway = {p: f"{fleet.gateway_url}/{p}/readyz" for p in fleet.pieces}
+        via_gateway = {p: f"{fleet.gateway_url}{fleet.prefix(p)}readyz" for p in fleet.pieces}
         while time.monotonic() < deadline and not stop.is_set():
             missing = sorted(p for p, url in via_gateway.items() if not answers(url))
             if not missing:
@@ -180,9 +177,9 @@ def banner(settings: VigieSettings, fleet: FleetSettings, prepared: Prepared) ->
         f"  {'gateway':<{width}}{gw}/ and http://{fleet.host}:{fleet.http_port}/  (CA: {cert})",
     ]
     for piece in fleet.pieces:
-        lines.append(f"  {piece:<{width}}{gw}/{piece}/  (direct: http://{fleet.host}:"
+        lines.append(f"  {piece:<{width}}{gw}{fleet.prefix(piece)}  (direct: http://{fleet.host}:"
                      f"{fleet.port(piece)}, /metrics there)")  # fmt: skip
-    example = fleet.services[0] if fleet.services else "auth"
+    example = fleet.services[0] if fleet.services else fleet.pieces[0]
     lines += [
         f"  {'redis':<{width}}{fleet.redis_url}",
         f"  {'logs':<{width}}gateway: {os.path.relpath(prepared.gateway.access_log)}; "
@@ -191,7 +188,8 @@ def banner(settings: VigieSettings, fleet: FleetSettings, prepared: Prepared) ->
         "token (1 h, every scope):",
         f"  export TOKEN={token}",
         "try:",
-        f'  curl --cacert {cert} -H "Authorization: Bearer $TOKEN" {gw}/{example}/v1/model',
+        f'  curl --cacert {cert} -H "Authorization: Bearer $TOKEN" {gw}{fleet.prefix(example)}'
+        "v1/model",
         f"  vigie replay {example} --data FILE.csv --rate 20   (see README: Replay real data)",
         "Ctrl-C stops everything.",
         "",

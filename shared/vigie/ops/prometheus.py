@@ -4,9 +4,11 @@ Every piece (auth, alerting, the prediction services) serves ``GET /metrics`` on
 aggregated over its gunicorn workers, so Prometheus scrapes one target per piece; the gateway does
 not route ``/metrics``. Each target gets the label ``service`` (the piece's name) in job ``vigie``.
 
+The targets are the pieces of the registry (:mod:`vigie.ops.registry`).
 ``deploy/prometheus/prometheus.yml`` is :func:`render` of :func:`scrape_config` for
-docker-compose (each piece reached by its compose service name, which is the piece's name; a test
-keeps the two identical). For the fleet of ``make run`` on this machine::
+docker-compose (each piece reached by its compose service name, which is the piece's name;
+:func:`vigie.ops.artifacts.check_prometheus` keeps the two identical). For the fleet of
+``make run`` on this machine::
 
     .venv/bin/python -m vigie.ops.prometheus > var/prometheus/prometheus.yml   # VIGIE_FLEET_* ports
     prometheus --config.file=var/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus/data
@@ -28,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vigie.ops.fleet import PORTS, PREDICTION_PIECES, FleetSettings
+from vigie.ops.fleet import FleetSettings
+from vigie.ops.registry import Registry, load
 from vigie.settings import REPO_ROOT
 
 JOB = "vigie"
@@ -43,7 +46,7 @@ COMPOSE_HEADER = """\
 Prometheus for the Vigie fleet under docker-compose: every piece is scraped on its own port by its
 compose service name (= the piece's name); the gateway does not expose /metrics.
 Generated: `python -m vigie.ops.prometheus --compose > deploy/prometheus/prometheus.yml`
-(tests/deploy/test_prometheus.py checks that this file is exactly that output).
+(vigie.ops.artifacts.check_prometheus, run by tests/deploy, checks it is exactly that output).
 Mount deploy/prometheus/ as /etc/prometheus/ (rule_files is relative to this file).
 Kubernetes: prometheus-kubernetes.yml (pods found by their prometheus.io/* annotations).
 No Alertmanager ships with the fleet: to route the alerts of rules/vigie.yml, add
@@ -113,18 +116,22 @@ def sample_names(family: str, kind: str) -> list[str]:
     return [family + suffix for suffix in SAMPLE_SUFFIXES.get(kind, ("",))]
 
 
-def compose_fleet() -> FleetSettings:
-    """The fleet of docker-compose: every piece, design.md's ports, compose service names."""
+def compose_fleet(registry: Registry | None = None) -> FleetSettings:
+    """The fleet of docker-compose: every piece of ``registry`` (default: the installed one),
+    design.md's ports, reached at their compose service names (the pieces' names)."""
+    registry = registry or load()
     return FleetSettings(
-        ports=dict(PORTS),
-        services=list(PREDICTION_PIECES),
-        upstream_hosts={piece: piece for piece in PORTS},
+        registry=registry,
+        ports=registry.ports,
+        services=list(registry.prediction_names),
+        upstream_hosts={},
+        upstream_by_name=True,
     )
 
 
-def compose_config() -> str:
-    """The text of ``deploy/prometheus/prometheus.yml``."""
-    return render(scrape_config(compose_fleet(), "rules"), header=COMPOSE_HEADER)
+def compose_config(registry: Registry | None = None) -> str:
+    """The text of ``deploy/prometheus/prometheus.yml`` for ``registry`` (default: installed)."""
+    return render(scrape_config(compose_fleet(registry), "rules"), header=COMPOSE_HEADER)
 
 
 # -- a small YAML writer (block style), enough for a Prometheus configuration -----------------

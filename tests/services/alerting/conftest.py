@@ -1,4 +1,5 @@
-"""Alerting under gunicorn with a real Redis, a real webhook receiver and an SMTP server."""
+"""Alerting under gunicorn with a real Redis, a real webhook receiver and an SMTP server; and
+its database, migrated, for the tests that call its processing directly."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.receivers import HttpReceiver, SmtpSink
 from tests.support.servers import RedisServer, ServiceProcess, free_port, wait_until
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
 from vigie.contract.level_event import LevelEvent
+from vigie_services.alerting.db import make_engine, migrate
 
 SCOPES = "alerts:read alerts:ack subscribers:admin"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -138,3 +141,12 @@ def smtp_sink(alerting: Alerting) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh alerting database (SQLite and PostgreSQL), migrated to head."""
+    migrate(database_url)
+    engine = make_engine(database_url)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from vigie_services.alerting import housekeeping, processing
 from vigie_services.alerting.consumer import Entry, LevelConsumer
 from vigie_services.alerting.db import downgrade, make_engine, migrate
 from vigie_services.alerting.dbthread import DatabaseThread
+from vigie_services.alerting.fanout import Audience
 from vigie_services.alerting.housekeeping import Housekeeper
 from vigie_services.alerting.metrics import AlertingMetrics
 from vigie_services.alerting.models import (
@@ -37,28 +37,15 @@ from vigie_services.alerting.models import (
     Subscriber,
     Transition,
 )
-from vigie_services.alerting.processing import (
-    Applied,
-    Audience,
-    apply_batch,
-    apply_event,
-    purge_processed,
-)
+from vigie_services.alerting.processing import Applied, apply_batch, apply_event
 from vigie_services.alerting.settings import AlertingSettings
+from vigie_services.alerting.upkeep import purge_processed
 
 T0 = datetime(2026, 3, 1, 8, 0)
 URL = "http://alerting.test"
 SERVICES = ("turbine-nox", "transformer-temperature")
 ASSETS = ("T1", "T2", "T3", "T4")
 LEVELS = ("NORMAL", "ALERTE", "CRITIQUE")
-
-
-@pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
 
 
 def event(

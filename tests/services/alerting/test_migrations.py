@@ -18,6 +18,7 @@ from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tests.support.db import schema
 from vigie_services.alerting import db
 from vigie_services.alerting.models import (
     Alert,
@@ -39,29 +40,6 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = db.make_engine(database_url)
     yield engine
     engine.dispose()
-
-
-def schema(engine: Engine) -> dict[str, Any]:
-    """Tables with their columns, indexes, unique constraints and foreign keys."""
-    insp = inspect(engine)
-    out: dict[str, Any] = {}
-    for table in sorted(insp.get_table_names()):
-        out[table] = {
-            "columns": [
-                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
-            ],
-            "pk": insp.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted(
-                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                for i in insp.get_indexes(table)
-            ),
-            "uniques": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
-            "fks": sorted(
-                (tuple(f["constrained_columns"]), f["referred_table"])
-                for f in insp.get_foreign_keys(table)
-            ),
-        }
-    return out
 
 
 def test_upgrade_head_gives_exactly_the_models_schema(database_url: str, engine: Engine) -> None:

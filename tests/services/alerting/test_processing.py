@@ -20,7 +20,8 @@ from vigie_services.alerting.models import (
     Subscriber,
     Transition,
 )
-from vigie_services.alerting.processing import acknowledge, apply_event, due_reminders
+from vigie_services.alerting.processing import apply_event
+from vigie_services.alerting.reminders import acknowledge, due_reminders
 
 T0 = datetime(2026, 3, 1, 8, 0)
 URL = "http://alerting.test"

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from vigie.auth.cli import clients_app, keys_app, token_app
 from vigie.auth.keys import load_signing_key
-from vigie.auth.verify import KeySet, TokenVerifier
+from vigie.auth.keyset import KeySet
+from vigie.auth.verify import TokenVerifier
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
 

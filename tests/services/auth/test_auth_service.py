@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
 
-from vigie.auth.verify import KeySet, TokenVerifier
+from vigie.auth.keyset import KeySet
+from vigie.auth.verify import TokenVerifier
 from vigie.settings import VigieSettings
 from vigie_services.auth.app import create_app
 from vigie_services.auth.clients import ClientStore

@@ -6,14 +6,13 @@ The model is trained by the real ``vigie train`` command on a synthetic CSV in t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
 import pytest
 
 from tests.services.energy_anomaly.synthetic import write_gas_data
-from tests.support.serving import Served, serve, train_synthetic
+from tests.support.serving import Served, served_fixture, trained_models_fixture
 from vigie.models.store import ModelStore
 
 SERVICE = "energy-anomaly"
@@ -22,11 +21,8 @@ MAX_BATCH = 400
 
 Env = Served
 
-
-@pytest.fixture(scope="session")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models dir holding a energy-anomaly model trained on synthetic data."""
-    return train_synthetic(tmp_path_factory.mktemp("energy-trained"), SERVICE, write_gas_data)
+trained_models = trained_models_fixture(SERVICE, write_gas_data)
+served = served_fixture(SERVICE, sub="analyst", max_batch=MAX_BATCH)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +31,3 @@ def energy_model(trained_models: Path):  # type: ignore[no-untyped-def]
     store = ModelStore(trained_models)
     version = store.current_version(SERVICE)
     return joblib.load(store.service_dir(SERVICE) / version / "model.joblib")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Iterator[Env]:
-    """One running service (2 gunicorn workers) shared by a test module."""
-    root = tmp_path_factory.mktemp("energy-served")
-    with serve(SERVICE, root, trained_models, sub="analyst", max_batch=MAX_BATCH) as running:
-        yield running

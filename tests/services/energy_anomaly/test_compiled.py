@@ -7,21 +7,16 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import pytest
 
 from tests.services.energy_anomaly.conftest import SERVICE
-from tests.services.energy_anomaly.synthetic import SERIES, day_measurements, gas_frame
-from tests.shared.models.test_compiled import (
-    assert_card_lists_compiled_parts,
-    assert_old_card_loads_joblib_with_one_log_line,
-    assert_tampered_onnx_makes_readyz_503,
-)
+from tests.services.energy_anomaly.synthetic import gas_frame
+from tests.shared.models.compiled_checks import assert_card_lists_compiled_parts
 from vigie.models.compiled import CompiledPredictor
 from vigie.models.store import ModelStore
-from vigie.settings import VigieSettings
 from vigie_services.energy_anomaly import data as dt
+from vigie_services.energy_anomaly import features as ft
 from vigie_services.energy_anomaly import model as md
-from vigie_services.energy_anomaly.service import EnergyAnomalyService
+from vigie_services.energy_anomaly import scoring as sc
 
 HELD_OUT = gas_frame(start="2023-01-01", days=120, seed=5)  # after the training years
 PARTS = {"forecaster": md.FORECAST_TOLERANCE, "isolation_forest": md.PROFILE_TOLERANCE}
@@ -41,32 +36,11 @@ def test_compiled_scores_equal_joblib_within_the_tolerance(trained_models: Path)
     reference = joblib.load(loaded.path)
     for sid, part in dt.split_series(HELD_OUT).items():
         series = md.SeriesInput.from_frame(part)
-        got, want = md.score(serving, sid, series), md.score(reference, sid, series)
+        got, want = sc.score(serving, sid, series), sc.score(reference, sid, series)
         prep = md.prepare(series)
-        _, scale = md.forecast_features(series, prep, reference.series[sid].mean_daily_mwh)
+        _, scale = ft.forecast_features(series, prep, reference.series[sid].mean_daily_mwh)
         # tolerances of the parts: the forecast ratio, and score_samples (profile_z x its scale)
         assert (np.abs(got.forecast - want.forecast) / scale).max() <= md.FORECAST_TOLERANCE
         profile = np.abs(got.profile_z - want.profile_z) * reference.profile_scale
         assert profile.max() <= md.PROFILE_TOLERANCE
         assert got.levels == want.levels and got.kinds == want.kinds
-
-
-def test_a_card_without_a_compiled_form_is_served_by_joblib(
-    trained_models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    loaded = assert_old_card_loads_joblib_with_one_log_line(
-        trained_models, SERVICE, tmp_path, caplog
-    )
-    service = EnergyAnomalyService(VigieSettings(asset_config=None))
-    service.bind(loaded)
-    assert not isinstance(service.model.model.forecaster, CompiledPredictor)
-    assert not isinstance(service.model.model.isolation_forest, CompiledPredictor)
-
-
-@pytest.mark.integration
-def test_a_tampered_onnx_file_leaves_the_service_unready(
-    trained_models: Path, tmp_path: Path
-) -> None:
-    sid = SERIES[0][2]
-    probe = {"asset_id": sid, "measurements": day_measurements(HELD_OUT, sid, slice(0, 9))}
-    assert_tampered_onnx_makes_readyz_503(trained_models, SERVICE, tmp_path, probe)

@@ -10,16 +10,18 @@ import pytest
 
 from tests.services.energy_anomaly.anomalies import KINDS, LATER, request, with_anomaly
 from tests.services.energy_anomaly.synthetic import gas_frame
+from vigie.contract.batch import Batch
 from vigie.contract.service import MeasurementBase
 from vigie_services.energy_anomaly import clustering, training
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md
+from vigie_services.energy_anomaly import scoring as sc
 from vigie_services.energy_anomaly.service import DayMeasurement, EnergyAnomalyService
 
 
-def _score(model: md.EnergyModel, body: dict) -> md.Scores:
+def _score(model: md.EnergyModel, body: dict) -> sc.Scores:
     ms = [DayMeasurement.model_validate(m) for m in body["measurements"]]
-    return md.score(model, body["asset_id"], EnergyAnomalyService.series_input(ms))
+    return sc.score(model, body["asset_id"], EnergyAnomalyService.series_input(Batch("x", ms)))
 
 
 def test_series_ids_are_ascii_slugs() -> None:
@@ -55,7 +57,7 @@ def test_french_holidays_include_the_easter_based_ones() -> None:
     ],
 )
 def test_level_boundaries(score: float, quality: bool, level: str) -> None:
-    assert md.level_of(score, alerte=5.0, critique=8.0, data_quality=quality) == level
+    assert sc.level_of(score, alerte=5.0, critique=8.0, data_quality=quality) == level
 
 
 def test_inject_anomalies_marks_every_kind() -> None:

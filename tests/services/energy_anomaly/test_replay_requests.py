@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -12,11 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import real_data_dir
 from tests.services.energy_anomaly.synthetic import gas_frame
-from vigie.contract.service import ReplayRequest
-from vigie.serve.app import ASSET_ID_PATTERN
-from vigie.settings import VigieSettings
+from tests.support.replay import parsed, real_requests, unbound, unbound_fixture
+from vigie.contract.replay import ReplayRequest
 from vigie_services.energy_anomaly import data as dt
 from vigie_services.energy_anomaly import model as md
 from vigie_services.energy_anomaly.service import DayMeasurement, EnergyAnomalyService
@@ -25,9 +21,7 @@ HISTORY = md.HISTORY_DAYS
 PLAIN, GAPPED, EMPTY_DAY = "grtgaz.auvergne-rhone-alpes", "grtgaz.ile-de-france", "terega.occitanie"
 
 
-@pytest.fixture
-def service() -> EnergyAnomalyService:
-    return EnergyAnomalyService(VigieSettings(asset_config=None))
+service = unbound_fixture(EnergyAnomalyService)
 
 
 @pytest.fixture
@@ -46,12 +40,7 @@ def csv(tmp_path: Path) -> Path:
 
 def days_of(request: ReplayRequest) -> list[DayMeasurement]:
     """The request's days as the service's schema reads them; consecutive, history + rows."""
-    assert re.fullmatch(ASSET_ID_PATTERN, request.asset_id)
-    days = [
-        DayMeasurement.model_validate_json(json.dumps(m, allow_nan=False))
-        for m in request.measurements
-    ]
-    assert len(days) == HISTORY + request.rows
+    days: list[DayMeasurement] = parsed(unbound(EnergyAnomalyService), request, HISTORY)
     assert {b.timestamp - a.timestamp for a, b in pairwise(days)} == {timedelta(days=1)}
     return days
 
@@ -85,10 +74,7 @@ def test_one_series_chosen_or_refused(csv: Path, service: EnergyAnomalyService) 
 
 @pytest.mark.realdata
 def test_real_days_are_accepted(service: EnergyAnomalyService) -> None:
-    path = real_data_dir() / dt.TRAIN_FILE
-    if not path.is_file():
-        pytest.skip(f"real data not found: {path} (set VIGIE_DATA_DIR)")
-    requests = list(service.replay_requests(path, None, service.replay_batch))
+    requests = real_requests(service, dt.TRAIN_FILE)
     assert len({r.asset_id for r in requests}) == 15
     refused = []
     for r in requests:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import numpy as np
 import orjson
@@ -11,23 +9,23 @@ import pytest
 
 from tests.services.energy_anomaly.anomalies import HISTORY, KINDS, SERIES, request, with_anomaly
 from tests.services.energy_anomaly.conftest import SERVICE, Env
+from tests.support.http_checks import BadInput, bad_inputs, mutated, with_literal
+from vigie.contract.batch import Batch
 from vigie_services.energy_anomaly import model as md
+from vigie_services.energy_anomaly import scoring as sc
 from vigie_services.energy_anomaly.service import DayMeasurement, EnergyAnomalyService
 
 pytestmark = pytest.mark.integration
 
 
-def _post(env: Env, body: dict | bytes | str) -> httpx.Response:
+def _post(env: Env, body: dict) -> httpx.Response:
     with env.client() as c:
-        if isinstance(body, dict):
-            return c.post("/v1/predict", json=body, headers=env.headers())
-        headers = env.headers(**{"Content-Type": "application/json"})
-        return c.post("/v1/predict", content=body, headers=headers)
+        return c.post("/v1/predict", json=body, headers=env.headers())
 
 
-def _direct(model: md.EnergyModel, body: dict) -> md.Scores:
+def _direct(model: md.EnergyModel, body: dict) -> sc.Scores:
     ms = [DayMeasurement.model_validate(m) for m in body["measurements"]]
-    return md.score(model, body["asset_id"], EnergyAnomalyService.series_input(ms))
+    return sc.score(model, body["asset_id"], EnergyAnomalyService.series_input(Batch("x", ms)))
 
 
 # -- predictions --------------------------------------------------------------------------------
@@ -91,8 +89,7 @@ def test_missing_hours_as_null_are_reported(served: Env) -> None:
 
 
 def test_card_holds_metrics_thresholds_and_series(served: Env) -> None:
-    with served.client() as c:
-        card = c.get("/v1/model", headers=served.headers()).json()
+    card = served.card()
     assert set(card["metrics"]["forecast_by_candidate"]) >= {"ridge", "random_forest"}
     for m in card["metrics"]["forecast_by_candidate"].values():
         assert {"mae", "rmse", "r2", "mape"} <= set(m)
@@ -112,11 +109,9 @@ def test_level_event_carries_the_score_and_threshold(served: Env) -> None:
             "/v1/predict", json=with_anomaly("spike"),
             headers=served.headers(**{"X-Request-ID": "energy-event"}),
         ).json()  # fmt: skip
-    entries = served.redis.client().xrange("vigie:levels")
-    events = [json.loads(f[b"event"]) for _, f in entries]
-    ev = [e for e in events if e.get("request_id") == "energy-event"]
-    assert len(ev) == 1 and ev[0]["level"] == out["level"]
-    assert ev[0]["unit"] == "score" and ev[0]["threshold"] > 0
+    ev = served.level_event("energy-event")
+    assert ev["level"] == out["level"]
+    assert ev["unit"] == "score" and ev["threshold"] > 0
 
 
 # -- clusters -----------------------------------------------------------------------------------
@@ -139,36 +134,15 @@ def test_clusters_are_served_with_the_predict_scope(served: Env) -> None:
 
 
 # -- auth ---------------------------------------------------------------------------------------
-def test_no_token_is_401(served: Env) -> None:
-    with served.client() as c:
-        r = c.post("/v1/predict", json=request())
-    assert r.status_code == 401
-    assert r.json()["error"]["code"] == "unauthorized"
-
-
-def test_bad_tokens_are_401(served: Env) -> None:
-    served.assert_bad_tokens_refused(request())
-
-
-def test_missing_scope_is_403(served: Env) -> None:
-    token = served.token(scopes=f"feedback:{SERVICE}")
-    with served.client() as c:
-        r = c.post("/v1/predict", json=request(), headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 403
-    assert r.json()["error"]["details"] == [{"required_scope": f"predict:{SERVICE}"}]
 
 
 # -- bad input ----------------------------------------------------------------------------------
 def _mutate(fn) -> bytes:  # type: ignore[no-untyped-def]
-    b = request()
-    fn(b)
-    return orjson.dumps(b)
+    return mutated(request(), fn)
 
 
 def _literal(i: int, literal: str) -> str:
-    b = request()
-    b["measurements"][i]["daily_mwh"] = "__LITERAL__"
-    return json.dumps(b).replace('"__LITERAL__"', literal)
+    return with_literal(request(), ("measurements", i, "daily_mwh"), literal)
 
 
 def _hour(i: int, h: int, value: object):  # type: ignore[no-untyped-def]
@@ -203,22 +177,10 @@ BAD_INPUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_a_422_naming_the_field(served: Env, case: str) -> None:
-    make, field = BAD_INPUTS[case]
-    r = _post(served, make())
-    assert r.status_code == 422, r.text
-    err = r.json()["error"]
-    assert err["message"]
-    assert field in [d["field"] for d in err["details"]], err
-
-
-def test_malformed_json_is_400(served: Env) -> None:
-    r = _post(served, b'{"asset_id": "x", "measurements": [')
-    assert r.status_code == 400
+@bad_inputs(BAD_INPUTS)
+def test_bad_input_is_a_422_naming_the_field(served: Env, bad: BadInput) -> None:
+    bad.assert_refused_by(served)
 
 
 def test_no_5xx_after_bad_inputs(served: Env) -> None:
-    with served.client() as c:
-        text = c.get("/metrics").text
-    assert 'status="5' not in text
+    served.assert_no_server_error()

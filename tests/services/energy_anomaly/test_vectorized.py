@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from tests.services.energy_anomaly.synthetic import day_measurements, gas_frame
+from vigie.contract.batch import Batch
 from vigie_services.energy_anomaly import data as dt
+from vigie_services.energy_anomaly import features as ft
 from vigie_services.energy_anomaly import model as md
+from vigie_services.energy_anomaly import scoring as sc
 from vigie_services.energy_anomaly.service import DayMeasurement, EnergyAnomalyService
 
 FRAME = gas_frame(start="2019-12-01", days=500, seed=11)
@@ -152,21 +155,21 @@ def test_calendar_features_equal_the_per_day_rules_over_decades() -> None:
     dates = pd.date_range("1968-01-01", "2041-12-31", freq="D")
     movement = np.random.default_rng(0).random(len(dates)) < 0.1
     expected = reference_calendar(dates, movement)
-    assert np.array_equal(md.calendar_features(dates, movement), expected)
+    assert np.array_equal(ft.calendar_features(dates, movement), expected)
     days = np.asarray(dates, dtype="datetime64[D]")  # what serving passes
-    assert np.array_equal(md.calendar_features(days, movement), expected)
+    assert np.array_equal(ft.calendar_features(days, movement), expected)
     # a request's few days (cached rows, each computed alone): the same numbers
     for start in range(0, len(days), 7):
         few = slice(start, start + 1 + start % 16)
-        assert np.array_equal(md.calendar_features(days[few], movement[few]), expected[few])
-    assert md.calendar_features(days[:0], movement[:0]).shape == (0, len(md.CALENDAR_FEATURES))
+        assert np.array_equal(ft.calendar_features(days[few], movement[few]), expected[few])
+    assert ft.calendar_features(days[:0], movement[:0]).shape == (0, len(md.CALENDAR_FEATURES))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_stuck_flags_equal_the_per_day_rule(seed: int) -> None:
     series = series_with_anomalies(seed)
     prep = md.prepare(series)
-    got = md.stuck_flags(series, prep)
+    got = ft.stuck_flags(series, prep)
     expected = reference_stuck(np.asarray(series.hours), prep.filled)
     assert np.array_equal(got, expected)
     assert got.any() and not got.all()  # the series exercises both answers
@@ -184,7 +187,7 @@ def test_runs_of_equal_hours_count_anywhere_in_the_day() -> None:
         cases[day] = length >= md.STUCK_RUN
     series = md.SeriesInput(series.dates, hours, series.daily, series.movement)
     prep = md.prepare(series)
-    got = md.stuck_flags(series, prep)
+    got = ft.stuck_flags(series, prep)
     assert np.array_equal(got, reference_stuck(hours, prep.filled))
     for day, stuck in cases.items():
         assert got[day - md.HISTORY_DAYS] == stuck, day
@@ -193,12 +196,12 @@ def test_runs_of_equal_hours_count_anywhere_in_the_day() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_profile_features_and_shifts_equal_the_per_shift_code_bit_for_bit(seed: int) -> None:
     prep = md.prepare(series_with_anomalies(seed))
-    assert np.array_equal(md.profile_features(prep), reference_profile_features(prep))
+    assert np.array_equal(ft.profile_features(prep), reference_profile_features(prep))
     p = prep.profiles[md.HISTORY_DAYS :]
-    ref = md._reference(prep)
-    for got, expected in zip(md.best_shift(p, ref), reference_best_shift(p, ref), strict=True):
+    ref = ft._reference(prep)
+    for got, expected in zip(ft.best_shift(p, ref), reference_best_shift(p, ref), strict=True):
         assert np.array_equal(got, expected)
-    features, shift = md._profile_features(prep)
+    features, shift = ft._profile_features(prep)
     assert np.array_equal(shift, reference_best_shift(p, ref)[0])
     assert np.array_equal(features, reference_profile_features(prep))
 
@@ -208,22 +211,24 @@ def test_series_input_of_a_request_reads_nulls_as_missing_and_days_as_dates() ->
     body[3]["hourly_mwh"][4:7] = [None, None, None]
     body[5]["daily_mwh"] = None
     ms = [DayMeasurement.model_validate(m) for m in body]
-    series = EnergyAnomalyService.series_input(ms)
+    series = EnergyAnomalyService.series_input(Batch("x", ms))
     assert np.isnan(series.hours[3, 4:7]).all() and not np.isnan(series.hours[3, :4]).any()
     assert np.isnan(series.daily[5]) and not np.isnan(series.daily[4])
     assert series.dates[0] == np.datetime64(body[0]["timestamp"][:10])
     late = DayMeasurement.model_validate(
         {**body[0], "timestamp": datetime(2020, 3, 1, 23, 30, tzinfo=UTC).isoformat()}
     )
-    assert EnergyAnomalyService.series_input([late]).dates[0] == np.datetime64("2020-03-01")
+    assert EnergyAnomalyService.series_input(Batch("x", [late])).dates[0] == np.datetime64(
+        "2020-03-01"
+    )
 
 
 def test_levels_and_kinds_follow_the_rule_day_by_day(energy_model: md.EnergyModel) -> None:
     series = series_with_anomalies(4)
-    s = md.score(energy_model, SERIES, series)
+    s = sc.score(energy_model, SERIES, series)
     for i, (level, kinds) in enumerate(zip(s.levels, s.kinds, strict=True)):
         quality = bool(s.n_missing[i] > 0 or s.stuck[i] or s.shifted[i])
-        expected = md.level_of(
+        expected = sc.level_of(
             float(s.score[i]), energy_model.alerte, energy_model.critique, quality
         )
         assert level == expected

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from tests.services.gamma_classifier.synthetic import COLUMNS, gamma_frame, write_gamma_data
-from tests.support.servers import RedisServer
-from tests.support.serving import Served, make_served, serve, train_synthetic
-from vigie.models.store import ModelCard, ModelStore
+from tests.support.serving import Served, serve, trained_models_fixture
+from vigie.models.card import ModelCard
+from vigie.models.store import ModelStore
 from vigie_services.gamma_classifier import classifier as clf
 from vigie_services.gamma_classifier.significance import li_ma_significance
 
@@ -34,14 +34,7 @@ STRICT_FPR = 0.01
 Env = Served
 
 
-@pytest.fixture(scope="session")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models dir holding a gamma-classifier model trained on synthetic data."""
-    return train_synthetic(
-        tmp_path_factory.mktemp("gamma-trained"),
-        SERVICE,
-        lambda d: write_gamma_data(d, n=3000, seed=0),
-    )
+trained_models = trained_models_fixture(SERVICE, lambda d: write_gamma_data(d, n=3000, seed=0))
 
 
 @dataclass
@@ -126,13 +119,6 @@ def asset_config(boundary: Boundary) -> dict[str, dict[str, Any]]:
             },
         }
     }
-
-
-def make_env(root: Path, models: Path, redis: RedisServer, config: dict[str, Any]) -> Env:
-    return make_served(
-        SERVICE, root, models, redis, sub="telescope", max_batch=MAX_BATCH,
-        asset_config=config[SERVICE],
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

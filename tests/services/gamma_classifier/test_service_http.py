@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,14 +20,16 @@ from tests.services.gamma_classifier.conftest import (
     as_values,
 )
 from tests.services.gamma_classifier.synthetic import START, events, gamma_frame
-from tests.support.servers import wait_until
+from tests.support.http_checks import BadInput, bad_inputs, mutated, with_literal
 from vigie_services.gamma_classifier import classifier as clf
+from vigie_services.gamma_classifier import features as feats
+from vigie_services.gamma_classifier import metrics
 from vigie_services.gamma_classifier.significance import li_ma_significance
 
 pytestmark = pytest.mark.integration
 
 FRAME = gamma_frame(400, seed=42)
-ROWS = FRAME[list(clf.COLUMNS)].to_dict("records")
+ROWS = FRAME[list(feats.COLUMNS)].to_dict("records")
 RANK = ["NORMAL", "ALERTE", "CRITIQUE"]
 
 
@@ -46,11 +46,6 @@ def predict(env: Env, payload: dict, **headers: str) -> dict:
 
 def designed(pool: Pool, gammas: int, hadrons: int) -> list[dict[str, Any]]:
     return pool.hadron_like[:hadrons] + pool.gamma_like[:gammas]
-
-
-def stream_events(env: Env) -> list[dict]:
-    entries = env.redis.client().xrange("vigie:levels")
-    return [json.loads(fields[b"event"]) for _id, fields in entries]
 
 
 # -- predictions --------------------------------------------------------------------------------
@@ -185,11 +180,7 @@ def test_level_event_carries_the_batch_significance(served: Env, pool: Pool) -> 
     batch = designed(pool, 40, 100)
     later = START + timedelta(hours=1)
     out = predict(served, body(batch, start=later), **{"X-Request-ID": rid})
-    found = wait_until(
-        lambda: [e for e in stream_events(served) if e["request_id"] == rid], what="level event"
-    )
-    assert len(found) == 1
-    ev = found[0]
+    ev = served.level_event(rid)
     s = out["summary"]
     assert ev["service"] == SERVICE and ev["asset_id"] == "MAGIC-1"
     assert ev["level"] == out["level"] == "CRITIQUE"
@@ -200,15 +191,14 @@ def test_level_event_carries_the_batch_significance(served: Env, pool: Pool) -> 
 
 
 def test_model_card_lists_every_candidate(served: Env) -> None:
-    with served.client() as c:
-        card = c.get("/v1/model", headers=served.headers()).json()
+    card = served.card()
     for name in ("logistic_regression", "random_forest", "hist_gradient_boosting"):
         m = card["metrics"]["candidates"][name]
-        assert set(m["holdout"]) == set(clf.METRIC_KEYS)
-        assert set(m["cross_validation"]) == set(clf.METRIC_KEYS)
+        assert set(m["holdout"]) == set(metrics.METRIC_KEYS)
+        assert set(m["cross_validation"]) == set(metrics.METRIC_KEYS)
     assert card["metrics"]["chosen"] in card["metrics"]["candidates"]
     assert card["thresholds"]["levels"]["alerte_sigma"] == 3.0
-    assert [f["name"] for f in card["features"][:10]] == list(clf.COLUMNS)
+    assert [f["name"] for f in card["features"][:10]] == list(feats.COLUMNS)
     assert card["training_data"][0]["rows"] == 3000 and len(card["artifact"]["sha256"]) == 64
 
 
@@ -228,7 +218,7 @@ def test_feedback_matches_events_and_updates_live_mae(served: Env) -> None:
     asset = f"FB-{uuid.uuid4().hex[:8]}"
     rows = FRAME.iloc[:12]
     start = START + timedelta(days=1)
-    records = rows[list(clf.COLUMNS)].to_dict("records")
+    records = rows[list(feats.COLUMNS)].to_dict("records")
     out = predict(served, body(records, asset=asset, start=start))
     preds = out["predictions"]
     truth = (rows["class"] == "g").astype(int).tolist()
@@ -254,37 +244,11 @@ def test_feedback_matches_events_and_updates_live_mae(served: Env) -> None:
 
 
 # -- auth ---------------------------------------------------------------------------------------
-def test_no_token_is_401(served: Env) -> None:
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body())
-    assert r.status_code == 401
-    assert r.headers["www-authenticate"].startswith("Bearer")
-    assert r.json()["error"]["code"] == "unauthorized"
-
-
-def test_bad_tokens_are_401(served: Env) -> None:
-    served.assert_bad_tokens_refused(body())
-
-
-def test_missing_scope_is_403(served: Env) -> None:
-    other = served.token(scopes=f"feedback:{SERVICE} predict:turbine-nox")
-    predict_only = served.token(scopes=f"predict:{SERVICE}")
-    fb = {"asset_id": "MAGIC-1", "observations": [{"timestamp": START.isoformat(), "value": 1}]}
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body(), headers={"Authorization": f"Bearer {other}"})
-        assert r.status_code == 403
-        assert r.json()["error"]["details"] == [{"required_scope": f"predict:{SERVICE}"}]
-        r = c.get("/v1/model", headers={"Authorization": f"Bearer {other}"})
-        assert r.status_code == 403
-        r = c.post("/v1/feedback", json=fb, headers={"Authorization": f"Bearer {predict_only}"})
-        assert r.status_code == 403
 
 
 # -- bad input ----------------------------------------------------------------------------------
 def _mutate(fn) -> bytes:  # type: ignore[no-untyped-def]
-    b = body()
-    fn(b)
-    return orjson.dumps(b)
+    return mutated(body(), fn)
 
 
 def _set(i: int, **values: Any) -> bytes:
@@ -293,9 +257,7 @@ def _set(i: int, **values: Any) -> bytes:
 
 def _literal(i: int, name: str, literal: str) -> str:
     """A body whose event ``i`` has ``name`` set to a raw JSON token such as NaN."""
-    b = body()
-    b["measurements"][i][name] = "__LITERAL__"
-    return json.dumps(b).replace('"__LITERAL__"', literal)
+    return with_literal(body(), ("measurements", i, name), literal)
 
 
 BAD_INPUTS = {
@@ -330,30 +292,9 @@ BAD_INPUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_422_naming_the_field(served: Env, case: str) -> None:
-    make, field = BAD_INPUTS[case]
-    with served.client() as c:
-        r = c.post(
-            "/v1/predict",
-            content=make(),
-            headers=served.headers(**{"Content-Type": "application/json"}),
-        )
-    assert r.status_code == 422, r.text
-    err = r.json()["error"]
-    assert err["message"]
-    assert field in [d["field"] for d in err["details"]], err
-
-
-def test_malformed_json_is_400(served: Env) -> None:
-    with served.client() as c:
-        r = c.post(
-            "/v1/predict",
-            content=b'{"asset_id": "MAGIC-1", "measurements": [',
-            headers=served.headers(**{"Content-Type": "application/json"}),
-        )
-    assert r.status_code == 400
-    assert r.json()["error"]["code"] == "malformed_json"
+@bad_inputs(BAD_INPUTS)
+def test_bad_input_is_422_naming_the_field(served: Env, bad: BadInput) -> None:
+    bad.assert_refused_by(served)
 
 
 def test_several_domain_errors_are_all_named(served: Env) -> None:
@@ -367,27 +308,16 @@ def test_several_domain_errors_are_all_named(served: Env) -> None:
     assert fields == ["body.measurements.1.fWidth", "body.measurements.7.fConc1"]
 
 
-def test_batch_over_the_limit_is_rejected(served: Env) -> None:
-    from tests.services.gamma_classifier.conftest import MAX_BATCH
-
-    rows = (ROWS * 2)[: MAX_BATCH + 1]
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body(rows), headers=served.headers())
-    assert r.status_code == 422
-    assert r.json()["error"]["details"][0]["field"] == "body.measurements"
-
-
 def test_real_data_extremes_are_accepted(served: Env) -> None:
     # the minimum and maximum of every column of the real training file
     lows = [4.2835, 0.0, 1.9413, 0.0131, 0.0003, -457.9161, -331.78, -205.8947, 0.0, 1.2826]
     highs = [334.177, 256.382, 5.3233, 0.893, 0.6752, 575.2407, 238.321, 179.851, 90.0, 495.561]
-    rows = [dict(zip(clf.COLUMNS, v, strict=True)) for v in (lows, highs)]
+    rows = [dict(zip(feats.COLUMNS, v, strict=True)) for v in (lows, highs)]
     out = predict(served, body(rows))
     assert len(out["predictions"]) == 2
 
 
 def test_no_5xx_after_all_of_the_above(served: Env) -> None:
+    served.assert_no_server_error()
     with served.client() as c:
-        text = c.get("/metrics").text
         assert c.get("/readyz").json()["status"] == "ready"
-    assert not re.search(r'vigie_http_requests_total\{[^}]*status="5\d\d"', text), text

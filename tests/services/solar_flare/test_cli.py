@@ -1,5 +1,5 @@
 """`vigie train` / `vigie evaluate` for solar-flare (design.md section 7), and the service
-called in-process (per-asset thresholds)."""
+scored in-process (per-asset thresholds, domain 422s)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from tests.conftest import real_data_dir
 from tests.services.solar_flare.conftest import SERVICE, simulation
 from tests.services.solar_flare.synthetic import simulate, to_csv
 from tests.support.serving import vigie
+from vigie.contract.batch import Batch, Scores
 from vigie.contract.errors import ConfigError, Unprocessable
 from vigie.contract.levels import Level
 from vigie.models.store import ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
 from vigie_services.solar_flare.service import FlareDay, SolarFlareService
 
@@ -86,30 +88,50 @@ def _days(indices: range) -> list[FlareDay]:
     ]
 
 
+def _scores(svc: SolarFlareService, asset_id: str, days: list[FlareDay]) -> Scores:
+    return score_call(svc, Batch(asset_id, days))
+
+
 def test_asset_config_overrides_the_card_thresholds(trained_models: Path, tmp_path: Path) -> None:
     strict = {"alerte_probability_m_or_above": 1.0, "critique_probability_x": 1.0}
     loose = {"alerte_probability_m_or_above": 0.001, "critique_probability_x": 0.9999}
     svc = _service(trained_models, tmp_path, {"QUIET": strict, "LOOSE": loose})
     days = _days(range(100, 160))
-    default = svc.predict("SUN", days)
-    assert {s.level for s in svc.predict("QUIET", days)} == {Level.NORMAL}
-    assert {s.level for s in svc.predict("LOOSE", days)} == {Level.ALERTE}
+    default = _scores(svc, "SUN", days)
+    assert set(_scores(svc, "QUIET", days).levels) == {Level.NORMAL}
+    assert set(_scores(svc, "LOOSE", days).levels) == {Level.ALERTE}
     card = svc.model.card.thresholds
-    for s in default:
-        assert s.detail.unit == "probability"
-        assert s.detail.threshold in {
+    points = default.points
+    assert points is not None and list(points.row) == list(range(len(days)))
+    for i, item in enumerate(default.items):
+        detail = default.explain(i)
+        assert detail.unit == "probability"
+        assert detail.threshold in {
             card["alerte_probability_m_or_above"],
             card["critique_probability_x"],
         }
-        (point,) = s.points
-        assert point.target == "flare_M_or_above_next_24h" and point.horizon == "24h"
-        assert point.value == s.body["probability_m_or_above"]
-        assert (point.target_time - s.timestamp).days == 1
+        assert points.target == "flare_M_or_above_next_24h" and points.horizon[i] == "24h"
+        assert points.value[i] == item["probability_m_or_above"]
+        assert (points.time[i] - days[i].timestamp).days == 1
+
+
+def test_an_asset_may_override_one_threshold(trained_models: Path, tmp_path: Path) -> None:
+    svc = _service(trained_models, tmp_path, {"X-ONLY": {"critique_probability_x": 1.0}})
+    days = _days(range(26, 700, 3))
+    default, x_only = _scores(svc, "SUN", days), _scores(svc, "X-ONLY", days)
+    t_m = svc.model.card.thresholds["alerte_probability_m_or_above"]
+    assert Level.CRITIQUE in default.levels and Level.CRITIQUE not in x_only.levels
+    for i, item in enumerate(x_only.items):  # ALERTE still at the card's P(>=M) threshold
+        want = Level.ALERTE if item["probability_m_or_above"] >= t_m else Level.NORMAL
+        assert x_only.levels[i] is want
+        assert x_only.explain(i).threshold == t_m
 
 
 def test_bad_asset_config_fails_at_start(trained_models: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"solar-flare\.SUN\.alerte_probability_m_or_above"):
         _service(trained_models, tmp_path, {"SUN": {"alerte_probability_m_or_above": 2}})
+    with pytest.raises(ConfigError, match=r"solar-flare\.SUN\.critique_probability"):
+        _service(trained_models, tmp_path, {"SUN": {"critique_probability": 0.2}})
 
 
 def test_domain_errors_are_collected_over_the_batch(trained_models: Path, tmp_path: Path) -> None:
@@ -124,7 +146,7 @@ def test_domain_errors_are_collected_over_the_batch(trained_models: Path, tmp_pa
         FlareDay.model_validate({"timestamp": sim.timestamp(210), "summary": summary}),
     ]
     with pytest.raises(Unprocessable) as info:
-        svc.predict("SUN", days)
+        _scores(svc, "SUN", days)
     fields = [d["field"] for d in info.value.details]
     assert fields[0] == f"body.measurements.0.raw.flares.{len(raw['flares']) - 1}.peak_time"
     assert "body.measurements.1.summary.max_xray_flux_last_3d" in fields

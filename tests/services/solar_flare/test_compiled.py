@@ -11,7 +11,7 @@ import pytest
 
 from tests.services.solar_flare.conftest import SERVICE
 from tests.services.solar_flare.synthetic import simulate
-from tests.shared.models.test_compiled import (
+from tests.shared.models.compiled_checks import (
     assert_card_lists_compiled_parts,
     assert_old_card_loads_joblib_with_one_log_line,
     assert_tampered_onnx_makes_readyz_503,
@@ -19,8 +19,8 @@ from tests.shared.models.test_compiled import (
 from vigie.models.compiled import CompiledPredictor
 from vigie.models.store import ModelStore
 from vigie.settings import VigieSettings
+from vigie_services.solar_flare import features as ft
 from vigie_services.solar_flare import modeling as md
-from vigie_services.solar_flare import summary as sm
 from vigie_services.solar_flare.service import SolarFlareService
 
 HELD_OUT = simulate(500, seed=77)  # not the training simulation
@@ -41,7 +41,7 @@ def test_compiled_probabilities_equal_joblib_within_the_tolerance(trained_models
     serving = loaded.serving().model
     assert all(isinstance(_base(e), CompiledPredictor) for e in serving.estimators.values())
     reference = joblib.load(loaded.path)
-    x = sm.features(HELD_OUT.table)
+    x = ft.features(HELD_OUT.table)
     for key in md.KEYS:  # the compiled part itself: the base classifier's P(1)
         got = _base(serving.estimators[key]).predict_proba(x)[:, 1]  # type: ignore[attr-defined]
         want = _base(reference.estimators[key]).predict_proba(x)[:, 1]  # type: ignore[attr-defined]

@@ -1,5 +1,5 @@
-"""solar-flare's predict path in-process: features and consistency rules on one matrix for all
-days (no DataFrame), the same numbers, items and 422s as the per-day, pandas path."""
+"""solar-flare's scoring in-process: features and consistency rules on one matrix for all days
+(no DataFrame), the same numbers, items and 422s as the per-day, pandas path."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ import pandas as pd
 import pytest
 
 from tests.services.solar_flare.conftest import SERVICE, simulation
+from vigie.contract.batch import Batch
 from vigie.contract.errors import Unprocessable
 from vigie.models.store import ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
+from vigie_services.solar_flare import features as ft
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm
+from vigie_services.solar_flare.consistency import (
+    checked_summaries,
+    consistency_errors,
+    inconsistent_rows,
+)
 from vigie_services.solar_flare.service import FlareDay, SolarFlareService
 
 
@@ -25,7 +33,7 @@ def reference_features(summary_table: pd.DataFrame) -> np.ndarray:
     t = summary_table[list(sm.MODEL_INPUTS)].astype(np.float64)
     fluxes = ("max_xray_flux_today", "max_xray_flux_last_3d", "max_xray_flux_last_27d")
     counts = [c for c in sm.MODEL_INPUTS if c.startswith("n_")]
-    blocks = [np.log10(np.maximum(t[c].to_numpy(), sm.FLUX_FLOOR_W_M2)) for c in fluxes]
+    blocks = [np.log10(np.maximum(t[c].to_numpy(), ft.FLUX_FLOOR_W_M2)) for c in fluxes]
     blocks += [np.log1p(np.maximum(t[c].to_numpy(), 0.0)) for c in counts]
     blocks += [
         np.sqrt(np.maximum(t["sunspot_number"].to_numpy(), 0.0)),
@@ -59,17 +67,17 @@ def test_features_of_the_matrix_equal_the_dataframe_features() -> None:
     table = simulation().table
     matrix = table[list(sm.MODEL_INPUTS)].to_numpy(dtype=np.float64)
     expected = reference_features(table)
-    assert np.array_equal(sm.features_matrix(matrix), expected)
-    assert np.array_equal(sm.features(table), expected)
-    assert np.array_equal(sm.features_matrix(matrix[5:6]), expected[5:6])
+    assert np.array_equal(ft.features_matrix(matrix), expected)
+    assert np.array_equal(ft.features(table), expected)
+    assert np.array_equal(ft.features_matrix(matrix[5:6]), expected[5:6])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_inconsistent_rows_flag_exactly_the_summaries_with_consistency_errors(seed: int) -> None:
     summaries = perturbed_summaries(600, seed)
     matrix = np.array([[s[c] for c in sm.MODEL_INPUTS] for s in summaries], dtype=np.float64)
-    flagged = sm.inconsistent_rows(matrix)
-    expected = [bool(sm.consistency_errors(s)) for s in summaries]
+    flagged = inconsistent_rows(matrix)
+    expected = [bool(consistency_errors(s)) for s in summaries]
     assert flagged.tolist() == expected
     assert 0 < sum(expected) < len(expected)
 
@@ -106,18 +114,38 @@ def days(indices: list[int], raw: frozenset[int] = frozenset()) -> list[FlareDay
 def test_items_equal_the_dataframe_path(service: SolarFlareService) -> None:
     indices = list(range(30, 130))
     batch = days(indices, raw=frozenset(indices[::3]))
-    items = service.predict("SUN", batch)
-    summaries = service.summaries(batch)
+    logged = [day.model_dump(mode="json", exclude_none=True) for day in batch]
+    scores = score_call(service, Batch("SUN", batch))
+    summaries = checked_summaries(batch)
     probs = md.predict_table(service.model.model, pd.DataFrame(summaries))
-    for i, (item, day) in enumerate(zip(items, batch, strict=True)):
-        assert item.body["probability_m_or_above"] == round(float(probs["m"][i]), 6)
-        assert item.body["probability_x"] == round(float(probs["x"][i]), 6)
-        assert item.body["summary"] == summaries[i]
-        assert item.body["source"] == ("raw" if day.raw is not None else "summary")
-        assert item.measurement == day.model_dump(mode="json", exclude_none=True)
-    assert list(items[0].body)[:5] == [
+    for i, (item, day) in enumerate(zip(scores.items, batch, strict=True)):
+        assert item["probability_m_or_above"] == round(float(probs["m"][i]), 6)
+        assert item["probability_x"] == round(float(probs["x"][i]), 6)
+        assert item["summary"] == summaries[i]
+        assert item["source"] == ("raw" if day.raw is not None else "summary")
+        # what the runtime logs of the day: its fields only, not the summary derived from raw
+        assert day.model_dump(mode="json", exclude_none=True) == logged[i]
+        assert set(logged[i]) == {"timestamp", item["source"]}
+    assert list(scores.items[0])[:5] == [
         "day", "forecast_day", "probability_c_or_above", "probability_m_or_above", "probability_x",
     ]  # fmt: skip
+    assert scores.times is None and scores.rows is None  # one prediction per day, in order
+
+
+def test_raw_summaries_are_derived_once_per_day(
+    service: SolarFlareService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    summary_from_raw = sm.summary_from_raw
+
+    def counting(*args: Any) -> dict[str, Any]:
+        calls.append(args[0])
+        return summary_from_raw(*args)
+
+    monkeypatch.setattr(sm, "summary_from_raw", counting)
+    batch = days(list(range(40, 50)), raw=frozenset(range(40, 50, 2)))
+    score_call(service, Batch("SUN", batch))  # the checks, the model call and the items
+    assert len(calls) == 5
 
 
 def test_bad_days_get_the_422_of_the_per_day_checks(service: SolarFlareService) -> None:
@@ -136,8 +164,8 @@ def test_bad_days_get_the_422_of_the_per_day_checks(service: SolarFlareService) 
     for order in itertools.islice(itertools.permutations(range(len(batch))), 0, 40, 7):
         shuffled = [batch[i] for i in order]
         with pytest.raises(Unprocessable) as fast:
-            service.predict("SUN", shuffled)
+            score_call(service, Batch("SUN", shuffled))
         with pytest.raises(Unprocessable) as per_day:
-            service.summaries(shuffled)
+            checked_summaries(shuffled)
         assert fast.value.details == per_day.value.details
         assert str(fast.value) == str(per_day.value)

@@ -1,4 +1,5 @@
-"""Metrics, operating points, the level rule and the model wiring of solar-flare (no servers)."""
+"""Metrics, operating points, the level rule, the per-asset settings and the model wiring of
+solar-flare (no servers)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,25 @@ from pydantic import ValidationError
 
 from tests.services.solar_flare.conftest import simulation
 from vigie.contract.levels import Level
+from vigie_services.solar_flare import fitting as fi
+from vigie_services.solar_flare import metrics as mt
 from vigie_services.solar_flare import modeling as md
 from vigie_services.solar_flare import summary as sm
-from vigie_services.solar_flare.service import (
+from vigie_services.solar_flare.forecast import (
     RADIO_BLACKOUT_HINT,
-    AssetThresholds,
-    FlareDay,
+    Thresholds,
     class_probabilities,
-    level_rule,
     most_likely_class,
 )
+from vigie_services.solar_flare.service import AssetSettings, FlareDay, level_rule
 
 
 @pytest.fixture(scope="module")
-def fitted() -> md.TrainingResult:
-    return md.fit(simulation().table)
+def fitted() -> fi.TrainingResult:
+    return fi.fit(simulation().table)
 
 
-TH = AssetThresholds(alerte_probability_m_or_above=0.25, critique_probability_x=0.1)
+TH = Thresholds(alerte_probability_m_or_above=0.25, critique_probability_x=0.1)
 EPS = 1e-9
 
 
@@ -61,15 +63,35 @@ def test_level_rule_boundaries(p_m: float, p_x: float, level: Level) -> None:
 def test_critique_does_not_need_alerte() -> None:
     # Coherent probabilities make P(X) <= P(>=M); with thresholds t_X > t_M this never happens,
     # but a per-asset override may set t_X below t_M: CRITIQUE still follows P(X) alone.
-    low = AssetThresholds(alerte_probability_m_or_above=0.5, critique_probability_x=0.05)
+    low = Thresholds(alerte_probability_m_or_above=0.5, critique_probability_x=0.05)
     level, crossings = level_rule(0.2, 0.06, low)
     assert level is Level.CRITIQUE and [c["probability"] for c in crossings] == ["probability_x"]
 
 
-def test_thresholds_must_be_probabilities() -> None:
-    for bad in (0.0, -0.1, 1.5):
+def test_asset_thresholds_must_be_probabilities() -> None:
+    for bad in (0.0, -0.1, 1.5, True, "0.3"):
         with pytest.raises(ValidationError):
-            AssetThresholds(alerte_probability_m_or_above=bad, critique_probability_x=0.1)
+            AssetSettings.model_validate({"alerte_probability_m_or_above": bad})
+        with pytest.raises(ValidationError):
+            AssetSettings.model_validate({"critique_probability_x": bad})
+    with pytest.raises(ValidationError, match="extra"):
+        AssetSettings.model_validate({"alerte_probability_m": 0.3})
+
+
+def test_asset_settings_override_only_what_they_set() -> None:
+    card = Thresholds.of_card(
+        {"alerte_probability_m_or_above": 0.25, "critique_probability_x": 0.1}
+    )
+    only_x = AssetSettings.model_validate({"critique_probability_x": 0.2})
+    assert card.overridden(only_x.model_dump(exclude_none=True)) == Thresholds(0.25, 0.2)
+    assert card.overridden(AssetSettings().model_dump(exclude_none=True)) == card
+    both = AssetSettings.model_validate(
+        {"alerte_probability_m_or_above": 1, "critique_probability_x": 1}
+    )
+    strict = card.overridden(both.model_dump(exclude_none=True))
+    assert strict == Thresholds(1.0, 1.0)
+    # JSON integers become floats: a threshold is answered as 1.0 whatever the file says
+    assert all(type(v) is float for v in vars(strict).values())
 
 
 # -- most likely class and the radio-blackout hint ----------------------------------------------
@@ -96,40 +118,40 @@ def test_tss_and_hss_on_a_known_table() -> None:
     # tp=3 fn=1 fp=2 tn=4
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     yes = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], dtype=bool)
-    assert md.tss(y, yes) == pytest.approx(3 / 4 - 2 / 6)
-    assert md.hss(y, yes) == pytest.approx(2 * (3 * 4 - 1 * 2) / (4 * 5 + 5 * 6))
+    assert mt.tss(y, yes) == pytest.approx(3 / 4 - 2 / 6)
+    assert mt.hss(y, yes) == pytest.approx(2 * (3 * 4 - 1 * 2) / (4 * 5 + 5 * 6))
 
 
 def test_undefined_metrics_are_none() -> None:
     y = np.zeros(10, dtype=np.int64)
     p = np.linspace(0, 0.2, 10)
-    assert md.roc_auc(y, p) is None
-    assert md.tss(y, p >= 0.1) is None
-    assert md.hss(y, np.zeros(10, dtype=bool)) is None
-    assert md.brier_skill_score(y, p, 0.0) is None
-    assert md.brier_skill_score(y, p, 0.05) is not None
+    assert mt.roc_auc(y, p) is None
+    assert mt.tss(y, p >= 0.1) is None
+    assert mt.hss(y, np.zeros(10, dtype=bool)) is None
+    assert mt.brier_skill_score(y, p, 0.0) is None
+    assert mt.brier_skill_score(y, p, 0.05) is not None
 
 
 def test_brier_skill_score_against_climatology() -> None:
     y = np.array([0, 0, 0, 1])
-    assert md.brier_skill_score(y, np.full(4, 0.25), 0.25) == pytest.approx(0.0)
-    assert md.brier_skill_score(y, y.astype(float), 0.25) == pytest.approx(1.0)
-    assert md.brier_skill_score(y, np.full(4, 0.9), 0.25) < 0
+    assert mt.brier_skill_score(y, np.full(4, 0.25), 0.25) == pytest.approx(0.0)
+    assert mt.brier_skill_score(y, y.astype(float), 0.25) == pytest.approx(1.0)
+    assert mt.brier_skill_score(y, np.full(4, 0.9), 0.25) < 0
 
 
 def test_operating_points() -> None:
     y = np.array([0, 0, 0, 0, 0, 0, 1, 0, 1, 1])
     p = np.array([0.01, 0.02, 0.05, 0.1, 0.12, 0.2, 0.3, 0.35, 0.5, 0.8])
-    t = md.max_tss_threshold(y, p, 0.3)
-    assert t == 0.3 and md.tss(y, p >= t) == pytest.approx(1.0 - 1 / 7)
-    assert md.max_hss_threshold(y, p, 0.3) in {0.3, 0.5}
-    assert md.max_tss_threshold(np.zeros(10, dtype=np.int64), p, 0.0123) == 0.0123
+    t = mt.max_tss_threshold(y, p, 0.3)
+    assert t == 0.3 and mt.tss(y, p >= t) == pytest.approx(1.0 - 1 / 7)
+    assert mt.max_hss_threshold(y, p, 0.3) in {0.3, 0.5}
+    assert mt.max_tss_threshold(np.zeros(10, dtype=np.int64), p, 0.0123) == 0.0123
 
 
-def test_evaluate_on_a_slice_without_x_gives_null_not_nan(fitted: md.TrainingResult) -> None:
+def test_evaluate_on_a_slice_without_x_gives_null_not_nan(fitted: fi.TrainingResult) -> None:
     table = simulation().table.iloc[:250].copy()
     table["flare_X_next_24h"] = 0
-    out = md.evaluate(fitted.model, table)
+    out = mt.evaluate(fitted.model, table)
     assert out["x"]["roc_auc"] is None and out["x"]["tss"] is None
     assert out["x"]["brier_skill_score"] is not None
     for key in ("c", "m"):
@@ -139,22 +161,22 @@ def test_evaluate_on_a_slice_without_x_gives_null_not_nan(fitted: md.TrainingRes
 # -- training -----------------------------------------------------------------------------------
 def test_split_is_time_ordered_with_a_gap() -> None:
     table = simulation().table
-    train, val, info = md.split(table)
-    assert train["date"].max() + pd.Timedelta(days=md.GAP_DAYS) < val["date"].min()
+    train, val, info = fi.split(table)
+    assert train["date"].max() + pd.Timedelta(days=fi.GAP_DAYS) < val["date"].min()
     assert len(val) == int(np.ceil(0.2 * len(table)))
     assert val["date"].iloc[-1] == table["date"].iloc[-1]
     assert info["gap_days"] == 27
     with pytest.raises(ValueError, match="too few"):
-        md.split(table.iloc[:100])
+        fi.split(table.iloc[:100])
 
 
 def test_fit_compares_candidates_and_probabilities_are_coherent(
-    fitted: md.TrainingResult,
+    fitted: fi.TrainingResult,
 ) -> None:
     table = simulation().table
     result = fitted
-    assert {c.family for c in md.candidates()} == {"logistic", "hist_gradient_boosting"}
-    assert set(result.candidates) == {c.name for c in md.candidates()}
+    assert {c.family for c in fi.candidates()} == {"logistic", "hist_gradient_boosting"}
+    assert set(result.candidates) == {c.name for c in fi.candidates()}
     for entry in result.candidates.values():
         for key in md.KEYS:
             assert {"tss", "hss", "roc_auc", "brier_skill_score", "threshold"} <= set(

@@ -432,7 +432,11 @@ def test_feedback_is_matched_and_updates_live_mae(served: Env) -> None:
     out = r.json()
     assert out["observations"][0]["matched"] >= 1 and out["observations"][1]["matched"] == 0
     assert out["live_mae"]["24h"] == pytest.approx(abs(outcome - p_m), abs=1e-6)
-    assert metric(text, "vigie_live_mae", asset=asset, horizon="24h") == pytest.approx(
+    # /metrics has no asset label (client input, unbounded): the MAE of every asset's recent
+    # observed forecasts, here the only one of this module's service
+    target = "flare_M_or_above_next_24h"
+    assert metric(text, "vigie_live_mae", target=target, horizon="24h") == pytest.approx(
         abs(outcome - p_m), abs=1e-6
     )
+    assert metric(text, "vigie_feedback_observations_total", target=target, horizon="24h") >= 1
     assert wrong.status_code == 422

@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import real_data_dir
 from tests.services.solar_flare.conftest import simulation
+from vigie_services.solar_flare import features as ft
 from vigie_services.solar_flare import summary as sm
+from vigie_services.solar_flare.consistency import consistency_errors
 
 D = date(2017, 9, 6)
 QUIET_SN = [10.0] * 26 + [40.0]
@@ -189,13 +191,13 @@ def test_summary_matches_an_independent_rolling_definition() -> None:
 # -- features -----------------------------------------------------------------------------------
 def test_features_have_the_documented_columns_and_no_date() -> None:
     table = simulation().table
-    x = sm.features(table)
-    assert x.shape == (len(table), len(sm.FEATURE_NAMES)) == (len(table), len(sm.FEATURES))
+    x = ft.features(table)
+    assert x.shape == (len(table), len(ft.FEATURE_NAMES)) == (len(table), len(ft.FEATURES))
     assert np.isfinite(x).all()
-    assert all(f["unit"] for f in sm.FEATURES)
-    assert not any("date" in n or "year" in n for n in sm.FEATURE_NAMES)
+    assert all(f["unit"] for f in ft.FEATURES)
+    assert not any("date" in n or "year" in n for n in ft.FEATURE_NAMES)
     assert not set(sm.MODEL_INPUTS) & {"sunspot_n_obs", "sunspot_number_std"}
-    assert len(sm.MONOTONIC) == len(sm.FEATURE_NAMES)
+    assert len(ft.MONOTONIC) == len(ft.FEATURE_NAMES)
 
 
 def test_features_ignore_targets_and_clip_days_since_at_27() -> None:
@@ -203,28 +205,28 @@ def test_features_ignore_targets_and_clip_days_since_at_27() -> None:
     a = pd.DataFrame([row])
     b = pd.DataFrame([{**row, "days_since_last_M_or_X": 300, "days_since_last_X": 365,
                        "flare_M_or_above_next_24h": 1, "sunspot_n_obs": 99}])  # fmt: skip
-    assert np.array_equal(sm.features(a), sm.features(b))
+    assert np.array_equal(ft.features(a), ft.features(b))
     c = pd.DataFrame([{**row, "days_since_last_M_or_X": 26}])
-    assert not np.array_equal(sm.features(a), sm.features(c))
+    assert not np.array_equal(ft.features(a), ft.features(c))
 
 
 def test_features_refuse_missing_columns_and_nan() -> None:
     row = sm.summary_from_raw(D, [], QUIET_SN)
     with pytest.raises(ValueError, match="missing"):
-        sm.features(pd.DataFrame([row]).drop(columns=["n_C_flares_last_7d"]))
+        ft.features(pd.DataFrame([row]).drop(columns=["n_C_flares_last_7d"]))
     with pytest.raises(ValueError, match="finite"):
-        sm.features(pd.DataFrame([{**row, "sunspot_number": float("nan")}]))
+        ft.features(pd.DataFrame([{**row, "sunspot_number": float("nan")}]))
 
 
 def test_consistency_errors_name_the_column() -> None:
     good = sm.summary_from_raw(D, [ev("M1.0", 0), ev("C1.0", 5)], QUIET_SN)
-    assert sm.consistency_errors(good) == []
+    assert consistency_errors(good) == []
     bad = {**good, "n_C_flares_last_27d": 0}
-    assert [c for c, _ in sm.consistency_errors(bad)] == ["n_C_flares_last_27d"]
+    assert [c for c, _ in consistency_errors(bad)] == ["n_C_flares_last_27d"]
     bad = {**good, "max_xray_flux_last_27d": 1e-7}
-    assert [c for c, _ in sm.consistency_errors(bad)] == ["max_xray_flux_last_27d"]
+    assert [c for c, _ in consistency_errors(bad)] == ["max_xray_flux_last_27d"]
     bad = {**good, "days_since_last_M_or_X": 4}
-    assert "days_since_last_M_or_X" in [c for c, _ in sm.consistency_errors(bad)]
+    assert "days_since_last_M_or_X" in [c for c, _ in consistency_errors(bad)]
 
 
 # -- the real file ------------------------------------------------------------------------------
@@ -254,7 +256,7 @@ def test_summary_from_raw_reproduces_the_real_file() -> None:
     if not path.is_file():
         pytest.skip(f"real data file not found: {path} (set VIGIE_DATA_DIR)")
     table = sm.load_table(path)
-    assert [sm.consistency_errors(r) for r in table.to_dict("records")] == [[]] * len(table)
+    assert [consistency_errors(r) for r in table.to_dict("records")] == [[]] * len(table)
     days = [ts.date() for ts in table["date"]]
     per_day = [
         _placeholder_events(row, day) for day, (_, row) in zip(days, table.iterrows(), strict=True)
@@ -269,5 +271,5 @@ def test_summary_from_raw_reproduces_the_real_file() -> None:
             if col.startswith("days_since"):
                 want = min(want, sm.DAYS_SINCE_CAP)
             assert s[col] == pytest.approx(want, rel=1e-9, abs=0), (days[i], col)
-    x_file = sm.features(table.iloc[26:])
+    x_file = ft.features(table.iloc[26:])
     assert np.isfinite(x_file).all()

@@ -7,25 +7,25 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vigie_services.transformer_temperature import forecasting as fc
+from vigie_services.transformer_temperature import features as ft
 
 
 def reference_features_and_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """forecasting._features_and_scale as it was first written (hstack of blocks)."""
+    """features.features_and_scale as it was first written (hstack of blocks)."""
     arr = np.asarray(values, dtype=np.float64)
-    win = sliding_window_view(arr, fc.HISTORY_HOURS, axis=0)
-    ot = win[:, fc._OT, :]
-    loads = win[:, : fc._OT, :]
+    win = sliding_window_view(arr, ft.HISTORY_HOURS, axis=0)
+    ot = win[:, ft._OT, :]
+    loads = win[:, : ft._OT, :]
     now = ot[:, -1:]
-    scale = np.abs(np.diff(ot, axis=1)).mean(axis=1, keepdims=True) + fc._OT_SCALE_FLOOR_C
+    scale = np.abs(np.diff(ot, axis=1)).mean(axis=1, keepdims=True) + ft._OT_SCALE_FLOOR_C
     load_now = loads[:, :, -1]
     load_mean = loads.mean(axis=2)
     load_scale = (
-        loads.std(axis=2) + fc._LOAD_SCALE_REL * np.abs(loads).mean(axis=2) + fc._LOAD_SCALE_FLOOR
+        loads.std(axis=2) + ft._LOAD_SCALE_REL * np.abs(loads).mean(axis=2) + ft._LOAD_SCALE_FLOOR
     )
     mean_24h = ot[:, -24:].mean(axis=1, keepdims=True)
     ot_blocks = [
-        now - ot[:, [-1 - k for k in fc._OT_LAGS]],
+        now - ot[:, [-1 - k for k in ft._OT_LAGS]],
         now - ot.mean(axis=1, keepdims=True),
         now - mean_24h,
         now - ot.min(axis=1, keepdims=True),
@@ -34,13 +34,13 @@ def reference_features_and_scale(values: np.ndarray) -> tuple[np.ndarray, np.nda
         mean_24h - ot[:, -48:-24].mean(axis=1, keepdims=True),
         ot[:, -6:].mean(axis=1, keepdims=True) - now,
     ]
-    for d in fc._DAYS_BACK:
-        for s in fc._DAILY_STEPS:
+    for d in ft._DAYS_BACK:
+        for s in ft._DAILY_STEPS:
             ot_blocks.append(ot[:, [-1 - d + s]] - ot[:, [-1 - d]])
             ot_blocks.append(ot[:, [-1 - d + s]] - now)
-    load_blocks = [load_now - loads[:, :, -1 - k] for k in fc._LOAD_LAGS]
+    load_blocks = [load_now - loads[:, :, -1 - k] for k in ft._LOAD_LAGS]
     load_blocks.append(load_now - load_mean)
-    load_blocks += [loads[:, :, -25 + s] - loads[:, :, -25] for s in fc._DAILY_STEPS]
+    load_blocks += [loads[:, :, -25 + s] - loads[:, :, -25] for s in ft._DAILY_STEPS]
     features = np.hstack(
         [scale, np.hstack(ot_blocks) / scale, np.hstack(load_blocks) / np.tile(load_scale, 7)]
     )
@@ -61,21 +61,21 @@ def series(n: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize(("n", "seed"), [(72, 0), (73, 1), (95, 2), (300, 3), (1200, 4)])
 def test_features_equal_the_block_by_block_code_bit_for_bit(n: int, seed: int) -> None:
     values = series(n, seed)
-    features, scale = fc._features_and_scale(values)
+    features, scale = ft.features_and_scale(values)
     expected, expected_scale = reference_features_and_scale(values)
-    assert features.shape == (n - fc.HISTORY_HOURS + 1, len(fc.FEATURES))
+    assert features.shape == (n - ft.HISTORY_HOURS + 1, len(ft.FEATURES))
     assert np.array_equal(features, expected) and np.array_equal(scale, expected_scale)
     assert features.flags.c_contiguous  # what ONNX Runtime takes without a copy
     # another memory layout (numpy may sum in another order): still the same as the reference
     strided = np.asfortranarray(values)
     assert np.array_equal(
-        fc._features_and_scale(strided)[0], reference_features_and_scale(strided)[0]
+        ft.features_and_scale(strided)[0], reference_features_and_scale(strided)[0]
     )
 
 
 def test_mean_and_std_are_numpys_on_strided_windows() -> None:
     values = series(200, 9)
-    win = sliding_window_view(values, fc.HISTORY_HOURS, axis=0)
-    for x, axis in ((win[:, fc._OT, :], 1), (win[:, : fc._OT, :], 2), (win[:, fc._OT, -24:], 1)):
-        assert np.array_equal(fc._mean(x, axis), x.mean(axis=axis, keepdims=True))
-        assert np.array_equal(fc._std(x, axis), x.std(axis=axis, keepdims=True))
+    win = sliding_window_view(values, ft.HISTORY_HOURS, axis=0)
+    for x, axis in ((win[:, ft._OT, :], 1), (win[:, : ft._OT, :], 2), (win[:, ft._OT, -24:], 1)):
+        assert np.array_equal(ft._mean(x, axis), x.mean(axis=axis, keepdims=True))
+        assert np.array_equal(ft._std(x, axis), x.std(axis=axis, keepdims=True))

@@ -10,27 +10,28 @@ to auth and the service's paths to the service; the gateway paths themselves are
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import real_data_dir
 from tests.services.transformer_temperature.conftest import SERVICE
+from tests.support.replay import parsed, unbound, unbound_fixture
 from tests.support.servers import ServiceProcess, wait_until
 from tests.support.serving import serve
 from tests.support.synthetic import transformer_frame
 from vigie.client import replay as rp
-from vigie.contract.service import ReplayRequest
+from vigie.contract.batch import Batch
+from vigie.contract.replay import ReplayRequest
 from vigie.models.store import ModelStore
+from vigie.serve.scoring import score_call
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
-from vigie_services.transformer_temperature import forecasting as fc
+from vigie_services.transformer_temperature import features as ft
 from vigie_services.transformer_temperature.service import TransformerTemperatureService
 
-HISTORY = fc.HISTORY_HOURS
+HISTORY = ft.HISTORY_HOURS
 
 
 def write_csv(path: Path, hours: int, seed: int = 0) -> Path:
@@ -45,9 +46,7 @@ def new_rows(request: ReplayRequest) -> list[dict]:
     return request.measurements[len(request.measurements) - request.rows :]
 
 
-@pytest.fixture
-def service() -> TransformerTemperatureService:
-    return TransformerTemperatureService(VigieSettings(asset_config=None))
+service = unbound_fixture(TransformerTemperatureService)
 
 
 def test_windows_carry_the_history_and_give_batch_forecasts(
@@ -59,11 +58,8 @@ def test_windows_carry_the_history_and_give_batch_forecasts(
     assert [len(r.measurements) for r in requests] == [HISTORY + 23, HISTORY + 23, HISTORY + 1]
     assert {r.asset_id for r in requests} == {"ETTh1"}  # from the file name
     for r in requests:
-        parsed = [
-            service.Measurement.model_validate_json(json.dumps(m, allow_nan=False))
-            for m in r.measurements
-        ]
-        assert {b.timestamp - a.timestamp for a, b in pairwise(parsed)} == {timedelta(hours=1)}
+        hours = parsed(service, r, history=HISTORY - 1)
+        assert {b.timestamp - a.timestamp for a, b in pairwise(hours)} == {timedelta(hours=1)}
     origins = [m["timestamp"] for r in requests for m in new_rows(r)]
     assert origins[0] == "2018-03-03T23:00:00Z"  # row HISTORY - 1 = 71: the first full window
     assert len(origins) == len(set(origins)) == 50
@@ -73,16 +69,18 @@ def test_windows_carry_the_history_and_give_batch_forecasts(
 def test_requests_are_accepted_by_the_model_in_service(
     tmp_path: Path, trained_models: Path
 ) -> None:
-    svc = TransformerTemperatureService(VigieSettings(asset_config=None))
+    svc = unbound(TransformerTemperatureService)
     svc.bind(ModelStore(trained_models).load_current(SERVICE))
     csv = write_csv(tmp_path / "later.csv", HISTORY + 30, seed=3)
     requests = list(svc.replay_requests(csv, "ETTh2", 8))
     assert sum(r.rows for r in requests) == 31 and {r.asset_id for r in requests} == {"ETTh2"}
     for r in requests:
         measurements = [svc.Measurement.model_validate(m) for m in r.measurements]
-        scored = svc.predict(r.asset_id, measurements)
-        assert [s.timestamp.isoformat() for s in scored] == [
-            m.timestamp.isoformat() for m in measurements[-r.rows :]
+        scores = score_call(svc, Batch(r.asset_id, measurements))
+        # one prediction per new row, about that row
+        assert scores.rows is not None and len(scores.items) == r.rows
+        assert [measurements[i].timestamp for i in scores.rows] == [
+            m.timestamp for m in measurements[-r.rows :]
         ]
 
 
@@ -93,20 +91,6 @@ def test_short_or_broken_files(tmp_path: Path, service: TransformerTemperatureSe
     broken.write_text("date,HUFL\n2018-03-01 00:00:00,1.0\n")
     with pytest.raises(ValueError, match="missing column"):
         service.replay_requests(broken, None, 24)
-
-
-@pytest.mark.realdata
-def test_real_series_windows_are_all_accepted(service: TransformerTemperatureService) -> None:
-    path = real_data_dir() / "transformer" / "ETTh2_train.csv"
-    if not path.is_file():
-        pytest.skip(f"real data not found: {path} (set VIGIE_DATA_DIR)")
-    requests = list(service.replay_requests(path, None, service.replay_batch))
-    assert {r.asset_id for r in requests} == {"ETTh2"}
-    assert sum(r.rows for r in requests) == 13936 - (HISTORY - 1)
-    for r in requests:
-        assert len(r.measurements) == HISTORY - 1 + r.rows
-        for m in r.measurements:
-            service.Measurement.model_validate_json(json.dumps(m, allow_nan=False))
 
 
 @pytest.mark.integration

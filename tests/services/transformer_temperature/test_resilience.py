@@ -9,34 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.transformer_temperature.conftest import SERVICE, Env, make_env
-from tests.support.servers import RedisServer, ServiceProcess, wait_until
+from tests.services.transformer_temperature.conftest import MAX_BATCH, SERVICE, Env
+from tests.support.servers import ServiceProcess, wait_until
+from tests.support.serving import prepared
 from tests.support.synthetic import measurements, transformer_frame
 from vigie.models.store import SERVING_ARTIFACT, ModelStore
-from vigie_services.transformer_temperature import forecasting as fc
+from vigie_services.transformer_temperature import features as ft
 
 pytestmark = pytest.mark.integration
 
-FRAME = transformer_frame(fc.HISTORY_HOURS + 100, seed=3, start="2018-04-01")
+FRAME = transformer_frame(ft.HISTORY_HOURS + 100, seed=3, start="2018-04-01")
 
 
 def request(i: int) -> dict:
     return {
         "asset_id": "ETTh1",
-        "measurements": measurements(FRAME, slice(i, i + fc.HISTORY_HOURS)),
+        "measurements": measurements(FRAME, slice(i, i + ft.HISTORY_HOURS)),
     }
 
 
 @pytest.fixture
 def fresh(tmp_path: Path, trained_models: Path) -> Iterator[Env]:
-    redis = RedisServer(tmp_path / "redis").start()
-    env = make_env(tmp_path, trained_models, redis)
-    try:
+    """Keys, settings and a redis-server: each test starts the service itself."""
+    with prepared(SERVICE, tmp_path, trained_models, sub="scada", max_batch=MAX_BATCH) as env:
         yield env
-    finally:
-        if env.service is not None:
-            env.service.stop()
-        redis.stop()
 
 
 def test_redis_outage_loses_no_level_event_and_keeps_their_order(fresh: Env) -> None:

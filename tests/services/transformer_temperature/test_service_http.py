@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import re
-import time
 import uuid
-from pathlib import Path
 
-import httpx
-import joblib
 import numpy as np
 import orjson
 import pytest
 
-from tests.services.transformer_temperature.conftest import MAX_BATCH, SERVICE, Env
-from tests.support.servers import wait_until
+from tests.services.transformer_temperature.conftest import SERVICE, Env
+from tests.support.http_checks import BadInput, bad_inputs, mutated, sample, with_literal
 from tests.support.synthetic import ETT_COLUMNS, measurements, transformer_frame
-from vigie.models.store import ModelStore
+from vigie_services.transformer_temperature import features as ft
 from vigie_services.transformer_temperature import forecasting as fc
 
 pytestmark = pytest.mark.integration
 
-HISTORY = fc.HISTORY_HOURS
+HISTORY = ft.HISTORY_HOURS
 FRAME = transformer_frame(HISTORY + 200, seed=7, start="2018-03-01")
 
 
 def body(n: int = HISTORY, start: int = 0, asset: str = "ETTh1") -> dict:
     return {"asset_id": asset, "measurements": measurements(FRAME, slice(start, start + n))}
-
-
-def stream_events(env: Env) -> list[dict]:
-    entries = env.redis.client().xrange("vigie:levels")
-    return [json.loads(fields[b"event"]) for _id, fields in entries]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of the Prometheus text exposition (0 if absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # -- predictions --------------------------------------------------------------------------------
@@ -57,25 +36,11 @@ def test_single_forecast_matches_the_model_called_directly(served: Env) -> None:
     assert pred["timestamp"] == body()["measurements"][-1]["timestamp"].replace("+00:00", "Z")
     assert [f["horizon"] for f in pred["forecasts"]] == ["h1", "h6", "h24"]
 
-    model = joblib.load(_artifact(served))
     values = FRAME[ETT_COLUMNS].to_numpy()[:HISTORY]
-    expected = fc.forecast(model, values)[0]
+    expected = fc.forecast(served.joblib_model(), values)[0]
     got = [f["oil_temperature_c"] for f in pred["forecasts"]]
     assert np.allclose(got, expected, atol=1e-3)
-    assert out["model_version"] == _card(served)["version"]
-
-
-def _artifact(env: Env) -> Path:
-    store = ModelStore(Path(env.env["VIGIE_MODELS_DIR"]))
-    version = store.current_version(SERVICE)
-    return store.service_dir(SERVICE) / version / "model.joblib"
-
-
-def _card(env: Env) -> dict:
-    with env.client() as c:
-        r = c.get("/v1/model", headers=env.headers())
-    assert r.status_code == 200, r.text
-    return r.json()
+    assert out["model_version"] == served.card()["version"]
 
 
 def test_batch_gives_one_forecast_per_origin_in_order(served: Env) -> None:
@@ -87,9 +52,8 @@ def test_batch_gives_one_forecast_per_origin_in_order(served: Env) -> None:
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     assert len(preds) == extra
-    model = joblib.load(_artifact(served))
     values = FRAME[ETT_COLUMNS].to_numpy()[10 : 10 + HISTORY + extra - 1]
-    expected = fc.forecast(model, values)
+    expected = fc.forecast(served.joblib_model(), values)
     got = np.array([[f["oil_temperature_c"] for f in p["forecasts"]] for p in preds])
     assert np.allclose(got, expected, atol=1e-3)
     stamps = [p["timestamp"] for p in preds]
@@ -97,7 +61,7 @@ def test_batch_gives_one_forecast_per_origin_in_order(served: Env) -> None:
 
 
 def test_level_rule_uses_the_asset_thresholds_of_the_card(served: Env) -> None:
-    card = _card(served)
+    card = served.card()
     thresholds = card["thresholds"]["per_asset"]["ETTh1"]
     assert thresholds["critique_c"] > thresholds["alerte_c"]
     with served.client() as c:
@@ -117,7 +81,7 @@ def test_level_rule_uses_the_asset_thresholds_of_the_card(served: Env) -> None:
 
 
 def test_model_card_holds_metrics_and_persistence(served: Env) -> None:
-    card = _card(served)
+    card = served.card()
     for asset in ("ETTh1", "ETTh2"):
         for h in ("h1", "h6", "h24"):
             m = card["metrics"][asset][h]
@@ -127,58 +91,16 @@ def test_model_card_holds_metrics_and_persistence(served: Env) -> None:
 
 
 # -- auth ---------------------------------------------------------------------------------------
-def test_no_token_is_401_with_challenge(served: Env) -> None:
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body())
-    assert r.status_code == 401
-    assert r.headers["www-authenticate"].startswith("Bearer")
-    assert r.json()["error"]["code"] == "unauthorized"
-
-
-def test_bad_tokens_are_401(served: Env) -> None:
-    served.assert_bad_tokens_refused(body())
-
-
-def test_missing_scope_is_403(served: Env) -> None:
-    token = served.token(scopes=f"feedback:{SERVICE} predict:turbine-nox")
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body(), headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 403
-        assert r.json()["error"]["details"] == [{"required_scope": f"predict:{SERVICE}"}]
-        token = served.token(scopes=f"predict:{SERVICE}")
-        fb = {
-            "asset_id": "ETTh1",
-            "observations": [{"timestamp": "2018-03-01T00:00:00Z", "value": 1}],
-        }
-        r = c.post("/v1/feedback", json=fb, headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 403
-
-
-def test_probes_and_metrics_need_no_token(served: Env) -> None:
-    with served.client() as c:
-        assert c.get("/healthz").status_code == 200
-        assert c.get("/readyz").json()["status"] == "ready"
-        assert c.get("/metrics").status_code == 200
-        assert c.get("/openapi.json").json()["paths"]["/v1/predict"]
 
 
 # -- bad input ----------------------------------------------------------------------------------
-def _bad(c: httpx.Client, env: Env, content: bytes | str) -> httpx.Response:
-    headers = env.headers(**{"Content-Type": "application/json"})
-    return c.post("/v1/predict", content=content, headers=headers)
-
-
 def _mutate(fn) -> bytes:  # type: ignore[no-untyped-def]
-    b = body()
-    fn(b)
-    return orjson.dumps(b)
+    return mutated(body(), fn)
 
 
 def _literal(i: int, name: str, literal: str) -> str:
     """A body whose measurement ``i`` has ``name`` set to a raw JSON token such as NaN."""
-    b = body()
-    b["measurements"][i][name] = "__LITERAL__"
-    return json.dumps(b).replace('"__LITERAL__"', literal)
+    return with_literal(body(), ("measurements", i, name), literal)
 
 
 BAD_INPUTS = {
@@ -207,64 +129,16 @@ BAD_INPUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_a_4xx_naming_the_field(served: Env, case: str) -> None:
-    make, status, field = BAD_INPUTS[case]
-    with served.client() as c:
-        r = _bad(c, served, make())
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["message"]
-    if field is not None:
-        assert field in [d["field"] for d in err["details"]], err
-
-
-def test_batch_over_the_limit_is_rejected(served: Env) -> None:
-    too_many = {"asset_id": "ETTh1", "measurements": measurements(transformer_frame(MAX_BATCH + 1))}
-    with served.client() as c:
-        r = c.post("/v1/predict", json=too_many, headers=served.headers())
-    assert r.status_code == 422
-    assert r.json()["error"]["details"][0]["field"] == "body.measurements"
-
-
-def test_oversized_body_is_413(served: Env) -> None:
-    with served.client() as c:
-        r = c.post(
-            "/v1/predict",
-            content=b" " * (9 * 1024 * 1024),
-            headers=served.headers(**{"Content-Type": "application/json"}),
-        )
-    assert r.status_code == 413
-    assert r.json()["error"]["code"] == "payload_too_large"
+@bad_inputs(BAD_INPUTS)
+def test_bad_input_is_a_4xx_naming_the_field(served: Env, bad: BadInput) -> None:
+    bad.assert_refused_by(served)
 
 
 def test_no_5xx_in_the_metrics_after_bad_inputs(served: Env) -> None:
-    with served.client() as c:
-        text = c.get("/metrics").text
-    assert not re.search(r'vigie_http_requests_total\{[^}]*status="5\d\d"', text), text
+    served.assert_no_server_error()
 
 
 # -- idempotency, events, metrics ---------------------------------------------------------------
-def test_idempotent_retry_returns_the_same_answer_and_publishes_once(served: Env) -> None:
-    key = uuid.uuid4().hex
-    rid = f"idem-{key}"
-    b = body(start=30)
-    headers = served.headers(**{"Idempotency-Key": key, "X-Request-ID": rid})
-    with served.client() as c:
-        first = c.post("/v1/predict", json=b, headers=headers)
-        # the retry lands on any worker: the key lives in Redis
-        retries = [c.post("/v1/predict", json=b, headers=headers) for _ in range(4)]
-        other = c.post("/v1/predict", json=body(start=31), headers=headers)
-        text = c.get("/metrics").text
-    assert first.status_code == 200
-    for r in retries:
-        assert r.status_code == 200 and r.content == first.content
-        assert r.headers["idempotent-replayed"] == "true"
-    assert other.status_code == 409
-    wait_until(lambda: any(e["request_id"] == rid for e in stream_events(served)), what="event")
-    time.sleep(0.3)
-    assert [e["request_id"] for e in stream_events(served)].count(rid) == 1
-    assert metric(text, "vigie_idempotent_replays_total", service=SERVICE) >= 4
 
 
 def test_level_event_published_per_call_with_the_response_level(served: Env) -> None:
@@ -273,11 +147,7 @@ def test_level_event_published_per_call_with_the_response_level(served: Env) -> 
         out = c.post(
             "/v1/predict", json=body(HISTORY + 5), headers=served.headers(**{"X-Request-ID": rid})
         ).json()
-    events = wait_until(
-        lambda: [e for e in stream_events(served) if e["request_id"] == rid], what="level event"
-    )
-    assert len(events) == 1
-    ev = events[0]
+    ev = served.level_event(rid)
     assert ev["service"] == SERVICE and ev["asset_id"] == "ETTh1"
     assert ev["level"] == out["level"]
     assert ev["unit"] == "°C" and ev["model_version"] == out["model_version"]
@@ -298,22 +168,22 @@ def test_metrics_count_what_happened(served: Env) -> None:
         after = c.get("/metrics").text
     route = {"service": SERVICE, "route": "/v1/predict", "method": "POST"}
     assert (
-        metric(after, "vigie_http_requests_total", status="200", **route)
-        - metric(before, "vigie_http_requests_total", status="200", **route)
+        sample(after, "vigie_http_requests_total", status="200", **route)
+        - sample(before, "vigie_http_requests_total", status="200", **route)
         == n
     )
-    assert metric(after, "vigie_http_requests_total", status="422", **route) >= 1
+    assert sample(after, "vigie_http_requests_total", status="422", **route) >= 1
     total = sum(
-        metric(after, "vigie_predictions_total", service=SERVICE, level=lvl)
-        - metric(before, "vigie_predictions_total", service=SERVICE, level=lvl)
+        sample(after, "vigie_predictions_total", service=SERVICE, level=lvl)
+        - sample(before, "vigie_predictions_total", service=SERVICE, level=lvl)
         for lvl in ("NORMAL", "ALERTE", "CRITIQUE")
     )
     assert total == n
-    card = _card(served)
+    card = served.card()
     assert (
-        metric(after, "vigie_model_info", service=SERVICE, sha256=card["artifact"]["sha256"]) == 1
+        sample(after, "vigie_model_info", service=SERVICE, sha256=card["artifact"]["sha256"]) == 1
     )
-    assert metric(after, "vigie_http_request_duration_seconds_count", **route) > 0
+    assert sample(after, "vigie_http_request_duration_seconds_count", **route) > 0
 
 
 # -- prediction log and feedback ---------------------------------------------------------------
@@ -381,9 +251,9 @@ def test_feedback_is_matched_and_updates_live_mae(served: Env) -> None:
     assert out["received"] == 2
     assert out["observations"][0]["matched"] >= 1 and out["observations"][1]["matched"] == 0
     assert "h1" in out["live_mae"]
-    assert metric(text, "vigie_feedback_observations_total", asset=asset, horizon="h1") >= 1
-    assert metric(text, "vigie_feedback_abs_error_total", asset=asset, horizon="h1") >= 2.5 - 1e-6
-    assert metric(text, "vigie_live_mae", asset=asset, horizon="h1") > 0
+    assert sample(text, "vigie_feedback_observations_total", target="OT", horizon="h1") >= 1
+    assert sample(text, "vigie_feedback_abs_error_total", target="OT", horizon="h1") >= 2.5 - 1e-6
+    assert sample(text, "vigie_live_mae", target="OT", horizon="h1") > 0
     assert bad.status_code == 422
     with served.client() as c:
         hot = c.post(

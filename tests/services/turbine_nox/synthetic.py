@@ -58,7 +58,9 @@ def measurements(
     t0 = pd.Timestamp(start)
     out = []
     for k, (_, row) in enumerate(part.iterrows()):
-        m = {"timestamp": (t0 + pd.Timedelta(hours=k)).isoformat().replace("+00:00", "Z")}
+        m: dict[str, object] = {
+            "timestamp": (t0 + pd.Timedelta(hours=k)).isoformat().replace("+00:00", "Z")
+        }
         m.update({c: float(row[c]) for c in INPUTS})
         if with_targets:
             m.update(NOX=float(row["NOX"]), CO=float(row["CO"]))

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import real_data_dir
 from tests.services.turbine_nox.synthetic import INPUTS, turbine_frame
-from vigie.contract.service import ReplayRequest
-from vigie.serve.app import ASSET_ID_PATTERN
-from vigie.settings import VigieSettings
-from vigie_services.turbine_nox.service import (
-    REPLAY_ASSET,
-    REPLAY_START_YEAR,
-    TurbineMeasurement,
-    TurbineNoxService,
-)
+from tests.support.replay import parsed, unbound_fixture
+from vigie_services.turbine_nox.data import REPLAY_START_YEAR
+from vigie_services.turbine_nox.service import REPLAY_ASSET, TurbineMeasurement, TurbineNoxService
 
-
-@pytest.fixture
-def service() -> TurbineNoxService:
-    return TurbineNoxService(VigieSettings(asset_config=None))
-
-
-def rows_of(request: ReplayRequest) -> list[TurbineMeasurement]:
-    """The request's rows as the service's schema reads them from JSON."""
-    assert re.fullmatch(ASSET_ID_PATTERN, request.asset_id)
-    assert request.rows == len(request.measurements)  # no history: every row is new
-    return [
-        TurbineMeasurement.model_validate_json(json.dumps(m, allow_nan=False))
-        for m in request.measurements
-    ]
+service = unbound_fixture(TurbineNoxService)
 
 
 def test_hourly_rows_per_year_with_the_analyser_values(
@@ -46,7 +24,7 @@ def test_hourly_rows_per_year_with_the_analyser_values(
     requests = list(service.replay_requests(csv, None, 24))
     assert [r.rows for r in requests] == [24, 24, 12]
     assert {r.asset_id for r in requests} == {REPLAY_ASSET}
-    rows = [m for r in requests for m in rows_of(r)]
+    rows: list[TurbineMeasurement] = [m for r in requests for m in parsed(service, r)]
     hour = timedelta(hours=1)
     expected = [datetime(2013, 1, 1, tzinfo=UTC) + k * hour for k in range(30)]
     expected += [datetime(2014, 1, 1, tzinfo=UTC) + k * hour for k in range(30)]
@@ -64,7 +42,7 @@ def test_without_analyser_values_or_year(tmp_path: Path, service: TurbineNoxServ
     )
     (request,) = service.replay_requests(csv, "GT-7", 24)
     assert request.asset_id == "GT-7" and request.rows == 10
-    rows = rows_of(request)
+    rows: list[TurbineMeasurement] = parsed(service, request)
     assert all(m.NOX is None and m.CO is None for m in rows)
     assert rows[0].timestamp == datetime(REPLAY_START_YEAR, 1, 1, tzinfo=UTC)
     assert rows[-1].timestamp == datetime(REPLAY_START_YEAR, 1, 1, 9, tzinfo=UTC)
@@ -77,14 +55,3 @@ def test_a_year_cannot_hold_more_rows_than_hours(
     turbine_frame(rows_per_year=8761, years=(2013,)).to_csv(csv, index=False)
     with pytest.raises(ValueError, match="more rows than hours"):
         service.replay_requests(csv, None, 24)
-
-
-@pytest.mark.realdata
-def test_real_rows_are_all_accepted(service: TurbineNoxService) -> None:
-    path = real_data_dir() / "turbine_nox" / "train.csv"
-    if not path.is_file():
-        pytest.skip(f"real data not found: {path} (set VIGIE_DATA_DIR)")
-    requests = list(service.replay_requests(path, None, service.replay_batch))
-    assert sum(r.rows for r in requests) == 29349
-    for r in requests:
-        rows_of(r)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import httpx
-import joblib
 import numpy as np
-import orjson
 import pytest
 
 from tests.services.turbine_nox.conftest import CONFIGURED, CONFIGURED_LIMITS, SERVICE, Env
 from tests.services.turbine_nox.synthetic import INPUTS, measurements, turbine_frame
+from tests.support.http_checks import BadInput, bad_inputs, mutated, sample, with_literal
 from vigie.contract.levels import Level
-from vigie.models.store import ModelStore
 from vigie_services.turbine_nox.service import AssetLimits, level_of
 
 pytestmark = pytest.mark.integration
@@ -27,21 +23,9 @@ def body(n: int = 1, start: int = 0, asset: str = "GT1", **kw: object) -> dict:
     return {"asset_id": asset, "measurements": measurements(FRAME, slice(start, start + n), **kw)}  # type: ignore[arg-type]
 
 
-def model(env: Env):  # type: ignore[no-untyped-def]
-    store = ModelStore(Path(env.env["VIGIE_MODELS_DIR"]))
-    path = store.service_dir(SERVICE) / store.current_version(SERVICE) / "model.joblib"
-    return joblib.load(path)
-
-
 def static(env: Env, start: int, n: int) -> dict[str, np.ndarray]:
-    return model(env).static(FRAME[list(INPUTS)].to_numpy()[start : start + n])
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    x = FRAME[list(INPUTS)].to_numpy()[start : start + n]
+    return env.joblib_model().static(x)
 
 
 def post(c: httpx.Client, env: Env, payload: dict) -> dict:
@@ -132,7 +116,7 @@ def test_feedback_recalibrates_that_asset_across_workers(served: Env) -> None:
     for p in other["predictions"]:
         assert p["calibration"]["status"] == "static"
         assert p["nox_mg_m3"] == p["nox_static_mg_m3"]
-    assert metric(text, "vigie_live_mae", asset=asset, horizon="h0") == pytest.approx(10, abs=0.1)
+    assert sample(text, "vigie_live_mae", target="NOX", horizon="h0") == pytest.approx(10, abs=0.1)
 
 
 def test_resent_feedback_is_learned_once(served: Env) -> None:
@@ -186,42 +170,15 @@ def test_a_stuck_analyser_sent_with_measurements_does_not_drag(served: Env) -> N
 
 
 # -- auth -----------------------------------------------------------------------------------------
-def test_no_token_is_401(served: Env) -> None:
-    with served.client() as c:
-        r = c.post("/v1/predict", json=body())
-    assert r.status_code == 401
-    assert r.json()["error"]["code"] == "unauthorized"
-
-
-def test_bad_tokens_are_401(served: Env) -> None:
-    served.assert_bad_tokens_refused(body())
-
-
-def test_missing_scope_is_403(served: Env) -> None:
-    with served.client() as c:
-        h = {"Authorization": f"Bearer {served.token(f'feedback:{SERVICE}')}"}
-        r = c.post("/v1/predict", json=body(), headers=h)
-        assert r.status_code == 403
-        assert r.json()["error"]["details"] == [{"required_scope": f"predict:{SERVICE}"}]
-        h = {"Authorization": f"Bearer {served.token(f'predict:{SERVICE}')}"}
-        fb = {
-            "asset_id": "GT1",
-            "observations": [{"timestamp": "2015-01-01T00:00:00Z", "value": 1}],
-        }
-        assert c.post("/v1/feedback", json=fb, headers=h).status_code == 403
 
 
 # -- bad input ------------------------------------------------------------------------------------
 def _mutate(fn) -> bytes:  # type: ignore[no-untyped-def]
-    b = body(3)
-    fn(b)
-    return orjson.dumps(b)
+    return mutated(body(3), fn)
 
 
 def _literal(i: int, name: str, literal: str) -> str:
-    b = body(3)
-    b["measurements"][i][name] = "__LITERAL__"
-    return json.dumps(b).replace('"__LITERAL__"', literal)
+    return with_literal(body(3), ("measurements", i, name), literal)
 
 
 BAD_INPUTS = {
@@ -248,17 +205,9 @@ BAD_INPUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_422_naming_the_field(served: Env, case: str) -> None:
-    make, field = BAD_INPUTS[case]
-    with served.client() as c:
-        r = c.post(
-            "/v1/predict",
-            content=make(),
-            headers=served.headers(**{"Content-Type": "application/json"}),
-        )
-    assert r.status_code == 422, r.text
-    assert field in [d["field"] for d in r.json()["error"]["details"]]
+@bad_inputs(BAD_INPUTS)
+def test_bad_input_is_422_naming_the_field(served: Env, bad: BadInput) -> None:
+    bad.assert_refused_by(served)
 
 
 def test_bad_feedback_is_422(served: Env) -> None:
@@ -288,8 +237,7 @@ def test_every_real_row_is_accepted(served: Env) -> None:
 
 
 def test_model_card_holds_static_and_online_validation(served: Env) -> None:
-    with served.client() as c:
-        card = c.get("/v1/model", headers=served.headers()).json()
+    card = served.card()
     m = card["metrics"]["validation_2014"]
     assert {"nox_r2", "nox_r2_online", "co_mae", "co_mae_online"} <= set(m)
     assert set(card["hyperparameters"]["candidates"]) == {"ridge", "hist_gradient_boosting"}

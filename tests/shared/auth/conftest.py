@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.tokens import TokenForge, token_forge  # noqa: F401  (fixture)
-from vigie.auth.verify import KeySet, TokenVerifier
+from vigie.auth.keyset import KeySet
+from vigie.auth.verify import TokenVerifier
 
 
 @pytest.fixture

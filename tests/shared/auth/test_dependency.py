@@ -13,7 +13,9 @@ from tests.support.tokens import (
     TokenForge,
     bearer,
 )
-from vigie.auth.verify import Authenticator, KeySet, Principal, TokenVerifier
+from vigie.auth.authenticator import Authenticator
+from vigie.auth.keyset import KeySet
+from vigie.auth.verify import Principal, TokenVerifier
 from vigie.contract.errors import ConfigError, install_error_handlers
 from vigie.settings import VigieSettings
 

@@ -14,7 +14,8 @@ import pytest
 from tests.support.tokens import BAD_TOKEN_KINDS, EXPECTED_MESSAGES, TokenForge, b64url_json
 from vigie.auth import verify as verify_module
 from vigie.auth.keys import init_keys, issue_token, load_signing_key
-from vigie.auth.verify import KeySet, Principal, TokenVerifier
+from vigie.auth.keyset import KeySet
+from vigie.auth.verify import Principal, TokenVerifier
 from vigie.contract.errors import ConfigError, Unauthorized
 
 

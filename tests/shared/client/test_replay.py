@@ -34,7 +34,7 @@ import uvicorn
 from tests.services.turbine_nox.synthetic import turbine_frame
 from tests.support.servers import free_port
 from vigie.client import replay as rp
-from vigie.contract.service import ReplayRequest, replay_windows
+from vigie.contract.replay import ReplayRequest, replay_windows
 from vigie.ops.tls import ensure_dev_certificate
 
 SERVICE = "turbine-nox"

@@ -110,7 +110,7 @@ def test_publish_writes_the_stream_and_the_live_channel(
         assert await h.publisher.publish(ev) == "published"
         assert h.counter("published") == 1
         assert h.counter("queued") == 0
-        assert not h.spool.outbox_pending()
+        assert not h.spool.outbox.pending()
 
     run(redis_server, tmp_path, scenario)
 
@@ -167,7 +167,7 @@ def test_a_burst_that_cannot_reach_redis_is_queued_whole(
         outcomes = await asyncio.gather(*(h.publisher.publish(e) for e in events))
         assert outcomes == ["queued"] * 5
         assert h.failures() == 1  # one failed round trip for the whole burst
-        assert h.spool.outbox_depth() == 5
+        assert h.spool.outbox.depth() == 5
 
     run(redis_server, tmp_path, scenario)
 
@@ -185,19 +185,19 @@ def test_redis_down_queues_quickly_then_flush_delivers_in_order_once(
         started = time.monotonic()
         assert await h.publisher.publish(events[1]) == "queued"
         assert time.monotonic() - started < 2.0
-        assert h.spool.outbox_depth() == 1
-        assert h.spool.outbox_pending()
+        assert h.spool.outbox.depth() == 1
+        assert h.spool.outbox.pending()
         assert h.failures() >= 1
         for ev in events[2:]:
             assert await h.publisher.publish(ev) == "queued"
-        assert h.spool.outbox_depth() == 4
+        assert h.spool.outbox.depth() == 4
         assert h.counter("queued") == 4
         assert h.counter("published") == 1
 
         # Still down: a flush fails loudly and keeps everything.
         with pytest.raises((redis.RedisError, OSError)):
             h.publisher.flush_now()
-        assert h.spool.outbox_depth() == 4
+        assert h.spool.outbox.depth() == 4
 
         redis_server.start()  # same port, AOF: events[0] is still in the stream
         sub = redis_server.client().pubsub()
@@ -211,8 +211,8 @@ def test_redis_down_queues_quickly_then_flush_delivers_in_order_once(
             e.event_id for e in events[1:]
         ]
         assert h.counter("flushed") == 4
-        assert h.spool.outbox_depth() == 0
-        assert not h.spool.outbox_pending()
+        assert h.spool.outbox.depth() == 0
+        assert not h.spool.outbox.pending()
         assert h.publisher.flush_now() == 0  # nothing is sent twice
 
     run(redis_server, tmp_path, scenario)
@@ -232,7 +232,7 @@ def test_unresponsive_redis_queues_within_the_timeout(
             started = time.monotonic()
             assert await h.publisher.publish(event()) == "queued"
             assert time.monotonic() - started < 2.0
-            assert h.spool.outbox_depth() == 1
+            assert h.spool.outbox.depth() == 1
             assert h.failures() == 1
         finally:
             redis_server.proc.send_signal(signal.SIGCONT)
@@ -255,7 +255,7 @@ def test_new_events_queue_behind_a_non_empty_outbox_even_with_redis_up(
         assert await h.publisher.publish(events[2]) == "queued"
         assert await h.publisher.publish(events[3]) == "queued"
         assert redis_server.client().xlen(STREAM) == 0
-        assert h.spool.outbox_depth() == 4
+        assert h.spool.outbox.depth() == 4
         assert h.publisher.flush_now() == 4
         # Outbox empty again: the next event goes straight to Redis.
         last = event(asset="T1", value=99.0)
@@ -282,7 +282,7 @@ def test_background_loop_drains_the_outbox_once_redis_is_back(
         before = h.failures()
         await asyncio.sleep(0.3)
         assert h.failures() > before
-        assert h.spool.outbox_depth() == len(events)
+        assert h.spool.outbox.depth() == len(events)
         depth = h.metrics.registry.get_sample_value(
             "vigie_level_outbox_depth", {"service": SERVICE}
         )
@@ -290,7 +290,7 @@ def test_background_loop_drains_the_outbox_once_redis_is_back(
 
         await asyncio.to_thread(redis_server.start)
         await asyncio.to_thread(
-            wait_until, lambda: not h.spool.outbox_pending(), 10, what="the outbox to drain"
+            wait_until, lambda: not h.spool.outbox.pending(), 10, what="the outbox to drain"
         )
         assert h.counter("flushed") == len(events)
         await asyncio.sleep(0.2)  # a few more loop turns: nothing is re-sent
@@ -305,10 +305,10 @@ def test_stop_hands_queued_events_over(redis_server: RedisServer, tmp_path: Path
 
     async def scenario(h: Harness) -> None:
         # Queued while Redis is up (a pre-existing outbox entry), with no background loop.
-        h.spool.outbox_append(event(asset="older").to_json())
+        h.spool.outbox.append(event(asset="older").to_json())
         assert await h.publisher.publish(ev) == "queued"
         await h.publisher.stop()
-        assert not h.spool.outbox_pending()
+        assert not h.spool.outbox.pending()
 
     run(redis_server, tmp_path, scenario)
     assert [e["asset_id"] for e in stream_events(redis_server)] == ["older", "T1"]
@@ -327,7 +327,7 @@ def test_outbox_survives_a_restart_of_the_publisher(
     redis_server.start()
 
     async def drain(h: Harness) -> None:
-        assert h.spool.outbox_pending()
+        assert h.spool.outbox.pending()
         assert h.publisher.flush_now() == 1
 
     run(redis_server, tmp_path, drain)

@@ -11,8 +11,8 @@ from typing import Any
 import joblib
 import pytest
 
+from vigie.models.card import ModelCard
 from vigie.models.store import (
-    ModelCard,
     ModelIntegrityError,
     ModelLoadError,
     ModelStore,

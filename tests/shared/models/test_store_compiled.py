@@ -21,10 +21,11 @@ from sklearn.linear_model import Ridge
 
 from tests.shared.models.test_store import SideEffect, card_fields
 from tests.support.lean_model import LeanWrapped
-from vigie.models.compiled import CompiledPredictor, Part, compile_parts
+from vigie.models.card import ModelCard
+from vigie.models.compile import Part, compile_parts
+from vigie.models.compiled import CompiledPredictor
+from vigie.models.predictors import NO_COMPILED_FORM
 from vigie.models.store import (
-    NO_COMPILED_FORM,
-    ModelCard,
     ModelIntegrityError,
     ModelLoadError,
     ModelStore,

@@ -191,7 +191,7 @@ def runtime_settings(tmp_path: Path) -> VigieSettings:
 
 @pytest.fixture
 def prediction_app(runtime_settings: VigieSettings) -> FastAPI:
-    """The real prediction runtime (its lifespan not run: no Redis or model needed for these)."""
+    """The real prediction runtime (no Redis or model needed for these tests)."""
     service = load_service(SERVICE)(runtime_settings)
     return create_app(service, runtime_settings)
 
@@ -259,7 +259,8 @@ async def test_error_responses_carry_the_request_id(
     prediction_app: FastAPI, runtime_settings: VigieSettings, captured: Captured
 ) -> None:
     auth = {"Authorization": f"Bearer {_token(runtime_settings)}"}
-    async with _client(prediction_app) as c:
+    # The lifespan builds the runtime (no model there: readyz answers 503).
+    async with prediction_app.router.lifespan_context(prediction_app), _client(prediction_app) as c:
         unauthorized = await c.post(
             "/v1/predict", json={"asset_id": "T1"}, headers={"X-Request-ID": "e-401"}
         )

@@ -12,12 +12,19 @@ import pytest
 from cryptography import x509
 from pydantic import ValidationError
 
-from vigie.ops.fleet import PORTS, PREDICTION_PIECES, FleetSettings
+from vigie.ops.fleet import FleetSettings
 from vigie.ops.gateway import check_config, render, write_config
 from vigie.ops.launcher import DEV_CLIENT, ensure_dev_client, fleet_scopes
+from vigie.ops.registry import Kind, Piece, Workers, load, prediction_service
 from vigie.ops.tls import ensure_dev_certificate
 from vigie.settings import VigieSettings
 from vigie_services.auth.clients import ClientStore
+
+REGISTRY = load()
+PORTS = REGISTRY.ports
+PREDICTION_PIECES = REGISTRY.prediction_names
+# A piece the registry does not declare: the fleet's settings, gateway and scopes follow it.
+FAKE = prediction_service("fake-piece", 18199, "vigie_services.fake_piece.service:FakeService")
 
 needs_nginx = pytest.mark.skipif(
     shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
@@ -278,3 +285,77 @@ def test_fleet_config_cli_refuses_bad_options(fleet_env: Path, args: list[str], 
     assert result.exit_code == 2
     assert why in result.output
     assert not (fleet_env / "nginx" / "nginx.conf").exists()
+
+
+# -- The fleet follows the registry of pieces ----------------------------------------------------
+
+
+def test_a_piece_added_to_the_registry_runs_on_its_port_by_default() -> None:
+    fleet = FleetSettings(registry=REGISTRY.with_piece(FAKE))
+    assert fleet.pieces == ["auth", "alerting", *PREDICTION_PIECES, "fake-piece"]
+    assert fleet.services[-1] == "fake-piece" and fleet.port("fake-piece") == 18199
+    assert (
+        FleetSettings(registry=REGISTRY.with_piece(FAKE), ports={"fake-piece": 1}).port(
+            "fake-piece"
+        )
+        == 1
+    )
+    # The installed registry does not know it: settings naming it are refused, with the list.
+    with pytest.raises(ValidationError, match="unknown pieces \\['fake-piece'\\]; known: auth"):
+        FleetSettings(services=["fake-piece"])
+
+
+def test_platform_pieces_always_run_and_are_not_services() -> None:
+    platform = Piece(name="audit", port=18300, app="vigie_services.audit.app:create_app()")
+    registry = REGISTRY.with_piece(platform)
+    fleet = FleetSettings(registry=registry, services=["turbine-nox"])
+    assert fleet.pieces == ["auth", "alerting", "turbine-nox", "audit"]
+    with pytest.raises(ValidationError, match="not \\['audit'\\]; auth and alerting and audit"):
+        FleetSettings(registry=registry, services=["audit"])
+
+
+def test_the_gateway_routes_a_new_piece_at_its_prefix(tmp_path: Path) -> None:
+    registry = REGISTRY.with_piece(FAKE).with_piece(
+        prediction_service("odd-one", 18200, "vigie_services.odd.service:Odd", prefix="/odd/")
+    )
+    text = render(FleetSettings(registry=registry), ensure_dev_certificate(tmp_path))
+    assert "server 127.0.0.1:18199 max_fails=0;" in text
+    assert "location /fake-piece/ {" in text and "proxy_pass http://vigie_fake_piece/;" in text
+    assert "location /odd/ {" in text and "X-Forwarded-Prefix /odd;" in text
+    assert "location /odd-one/" not in text
+
+
+@needs_nginx
+def test_nginx_accepts_the_config_of_a_grown_registry(tmp_path: Path) -> None:
+    fleet = FleetSettings(registry=REGISTRY.with_piece(FAKE))
+    check_config(write_config(fleet, ensure_dev_certificate(tmp_path / "tls"), tmp_path))
+
+
+def test_upstreams_by_name_reach_each_piece_at_its_own_name(tmp_path: Path) -> None:
+    fleet = FleetSettings(
+        registry=REGISTRY.with_piece(FAKE),
+        upstream_by_name=True,
+        upstream_hosts={"auth": "auth.internal"},
+    )
+    text = render(fleet, ensure_dev_certificate(tmp_path))
+    assert "server auth.internal:8090 max_fails=0;" in text  # the mapping wins
+    for piece in fleet.pieces[1:]:
+        assert f"server {piece}:{fleet.port(piece)} max_fails=0;" in text
+
+
+def test_the_dev_scopes_are_the_pieces_scopes() -> None:
+    everything = set(fleet_scopes(FleetSettings()))
+    assert {"alerts:read", "alerts:ack", "subscribers:admin", "models:admin"} <= everything
+    assert everything == {s for p in REGISTRY for s in p.scopes}
+    assert {f"{k}:{s}" for s in PREDICTION_PIECES for k in ("predict", "feedback")} <= everything
+    chosen = set(fleet_scopes(FleetSettings(services=["turbine-nox"])))
+    assert "predict:turbine-nox" in chosen and "predict:solar-flare" not in chosen
+    grown = set(fleet_scopes(FleetSettings(registry=REGISTRY.with_piece(FAKE))))
+    assert grown - everything == {"predict:fake-piece", "feedback:fake-piece"}
+
+
+def test_the_declared_pieces_are_design_md_s_with_their_policies() -> None:
+    assert REGISTRY.get("alerting").workers is Workers.ONE
+    assert {p.name for p in REGISTRY if p.workers is Workers.ONE} == {"alerting"}
+    assert [p.name for p in REGISTRY if p.kind is Kind.PLATFORM] == ["auth", "alerting"]
+    assert all(p.prefix == f"/{p.name}/" for p in REGISTRY)

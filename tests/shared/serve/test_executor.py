@@ -6,7 +6,8 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,17 +17,23 @@ from vigie.serve.executor import CallThread, MicroBatcher, ModelCalls
 REQUEST = contextvars.ContextVar("request", default="none")
 
 
+@contextmanager
+def started(thread: CallThread) -> Iterator[CallThread]:
+    """``thread`` started, and stopped afterwards whatever happened."""
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
 def test_results_come_back_to_each_caller_off_the_loop_thread() -> None:
     async def main() -> None:
-        calls = CallThread()
-        calls.start()
         loop_thread = threading.get_ident()
-        try:
+        with started(CallThread()) as calls:
             results = await asyncio.gather(
                 *(calls.run(lambda i=i: (i * i, threading.get_ident())) for i in range(50))
             )
-        finally:
-            calls.stop()
         assert [r for r, _ in results] == [i * i for i in range(50)]
         assert {t for _, t in results} != {loop_thread}
         assert len({t for _, t in results}) == 1  # one thread, calls in arrival order
@@ -36,18 +43,14 @@ def test_results_come_back_to_each_caller_off_the_loop_thread() -> None:
 
 def test_a_burst_is_run_and_handed_back_in_few_rounds() -> None:
     async def main() -> CallThread:
-        calls = CallThread()
-        calls.start()
         gate = threading.Event()
-        try:
+        with started(CallThread()) as calls:
             # The first call holds the thread while 99 more queue up behind it.
             first = asyncio.ensure_future(calls.run(gate.wait, 5))
             await asyncio.sleep(0.05)
             rest = [asyncio.ensure_future(calls.run(time.monotonic)) for _ in range(99)]
             gate.set()
             await asyncio.gather(first, *rest)
-        finally:
-            calls.stop()
         return calls
 
     calls = asyncio.run(main())
@@ -60,14 +63,10 @@ def test_exceptions_reach_their_caller_only() -> None:
         raise ValueError("bad row")
 
     async def main() -> None:
-        calls = CallThread()
-        calls.start()
-        try:
+        with started(CallThread()) as calls:
             bad, good = await asyncio.gather(
                 calls.run(boom), calls.run(lambda: "ok"), return_exceptions=True
             )
-        finally:
-            calls.stop()
         assert isinstance(bad, ValueError) and str(bad) == "bad row"
         assert good == "ok"
 
@@ -80,12 +79,8 @@ def test_calls_run_in_the_callers_context() -> None:
         return await calls.run(REQUEST.get)
 
     async def main() -> None:
-        calls = CallThread()
-        calls.start()
-        try:
+        with started(CallThread()) as calls:
             seen = await asyncio.gather(*(one(f"req-{i}", calls) for i in range(10)))
-        finally:
-            calls.stop()
         assert seen == [f"req-{i}" for i in range(10)]
 
     asyncio.run(main())
@@ -93,16 +88,12 @@ def test_calls_run_in_the_callers_context() -> None:
 
 def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     async def main() -> None:
-        calls = CallThread()
-        calls.start()
-        try:
+        with started(CallThread()) as calls:
             slow = asyncio.ensure_future(calls.run(time.sleep, 0.2))
             after = asyncio.ensure_future(calls.run(lambda: "after"))
             await asyncio.sleep(0.05)
             slow.cancel()
             assert await after == "after"
-        finally:
-            calls.stop()
 
     asyncio.run(main())
 
@@ -119,13 +110,10 @@ def _where() -> int:
 def test_cheap_small_calls_run_inline_once_measured() -> None:
     async def main() -> tuple[list[int], ModelCalls]:
         calls = ModelCalls(CallThread(), budget_s=0.01, max_inline_rows=8)
-        calls.thread.start()
-        try:
+        with started(calls.thread):
             first = await calls.run(1, _where)  # not measured yet: on the thread
             then = [await calls.run(1, _where) for _ in range(5)]
             big = await calls.run(9, _where)  # over max_inline_rows: on the thread
-        finally:
-            calls.thread.stop()
         return [first, *then, big], calls
 
     (first, *then, big), calls = asyncio.run(main())
@@ -137,11 +125,8 @@ def test_cheap_small_calls_run_inline_once_measured() -> None:
 
 def test_slow_calls_and_io_services_stay_on_the_thread() -> None:
     async def main(calls: ModelCalls, fn: Callable[[], int]) -> set[int]:
-        calls.thread.start()
-        try:
+        with started(calls.thread):
             return {await calls.run(1, fn) for _ in range(5)}
-        finally:
-            calls.thread.stop()
 
     def slow() -> int:
         time.sleep(0.003)
@@ -166,13 +151,10 @@ def test_a_call_that_turns_slow_goes_back_to_the_thread() -> None:
 
     async def main() -> list[int]:
         calls = ModelCalls(CallThread(), budget_s=0.002, max_inline_rows=1, smoothing=0.5)
-        calls.thread.start()
-        try:
+        with started(calls.thread):
             seen = [await calls.run(1, work) for _ in range(3)]  # cheap: inline after the first
             delay[0] = 0.01
             seen += [await calls.run(1, work) for _ in range(6)]
-        finally:
-            calls.thread.stop()
         return seen
 
     seen = asyncio.run(main())
@@ -196,15 +178,11 @@ class Scorer:
 
 
 async def _batched(scorer: Scorer, window_s: float, max_rows: int, calls: list[Any]) -> list[Any]:
-    thread = CallThread()
-    thread.start()
-    try:
+    with started(CallThread()) as thread:
         batcher = MicroBatcher(thread, scorer, window_s=window_s, max_rows=max_rows)
         return await asyncio.gather(
             *(batcher.run(n, a, n) for a, n in calls), return_exceptions=True
         )
-    finally:
-        thread.stop()
 
 
 def test_calls_within_the_window_are_scored_together() -> None:

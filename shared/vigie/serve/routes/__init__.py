@@ -1,0 +1,1 @@
+"""One router per resource of a prediction service (design.md section 2)."""
